@@ -1,0 +1,322 @@
+package httpfront
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/socketd/socketd/daemon/pluginhost"
+	"github.com/socketd/socketd/sdk"
+	pluginpb "github.com/socketd/socketd/sdk/proto"
+)
+
+// Forward is the handler of one route: it sends each request to the
+// route's plugin and streams the answer back.
+type Forward struct {
+	Route    string // route id, e.g. "GET /guestbook"
+	Listener string
+	Plugin   *pluginhost.Plugin
+	// Timeout bounds the whole plugin call (504 past it).
+	Timeout time.Duration
+	// MaxBodyBytes bounds the request body (413 past it).
+	MaxBodyBytes int64
+	Log          *slog.Logger
+}
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, sdk.ChunkSize); return &b }}
+
+func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info := infoFrom(r.Context())
+	info.route, info.plugin = f.Route, f.Plugin.Name()
+	if r.ContentLength > f.MaxBodyBytes {
+		fail(w, r, &Error{Status: http.StatusRequestEntityTooLarge, Msg: "request body too large", Close: true})
+		return
+	}
+	release, err := f.Plugin.Acquire()
+	if err != nil {
+		fail(w, r, &Error{Status: http.StatusServiceUnavailable, Msg: "plugin overloaded", RetryAfter: 1, Err: err})
+		return
+	}
+	defer release()
+	r.Body = http.MaxBytesReader(w, r.Body, f.MaxBodyBytes)
+
+	for attempt := 0; ; attempt++ {
+		err := f.forward(w, r)
+		if err == nil {
+			return
+		}
+		var fe *Error
+		if errors.As(err, &fe) && fe.Retry && attempt == 0 {
+			// The file changed between the plugin's answer and our open:
+			// ask again once (only GET/HEAD answer with files).
+			continue
+		}
+		fail(w, r, err)
+		return
+	}
+}
+
+// forward makes one plugin call. An *Error it returns has not touched w.
+func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), f.Timeout)
+	defer cancel()
+	client, err := f.Plugin.Client(ctx)
+	if err != nil {
+		return f.callError(r, err)
+	}
+	stream, err := client.ServeHTTP(ctx)
+	if err != nil {
+		return f.callError(r, err)
+	}
+
+	first := &pluginpb.HTTPRequestFrame{Head: f.requestHead(r)}
+	var sendErr chan error
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		first.End = true
+		if err := stream.Send(first); err != nil {
+			return f.callError(r, recvErr(stream, err))
+		}
+	} else {
+		// The body streams while the answer is read, so a plugin may answer
+		// before it has read everything, and memory stays at a few chunks.
+		sendErr = make(chan error, 1)
+		go func() { sendErr <- sendBody(stream, first, r.Body) }()
+	}
+	// bodyErr waits for the sender; a body that broke a limit outranks the
+	// plugin's reaction to the cut-off stream.
+	bodyErr := func() error {
+		if sendErr == nil {
+			return nil
+		}
+		err := <-sendErr
+		sendErr = nil
+		return err
+	}
+	defer func() {
+		cancel()
+		bodyErr()
+	}()
+
+	frame, err := stream.Recv()
+	if err != nil {
+		if be := bodyErr(); be != nil {
+			return f.bodyError(r, be)
+		}
+		return f.callError(r, err)
+	}
+	head := frame.GetHead()
+	if head == nil {
+		return &Error{Status: http.StatusBadGateway, Msg: "bad gateway", Err: errors.New("plugin answered without a response head")}
+	}
+	if file := head.GetFile(); file != nil {
+		cancel()
+		return f.serveFile(w, r, head, file)
+	}
+	status := int(head.GetStatus())
+	if status < 200 || status > 999 {
+		return &Error{Status: http.StatusBadGateway, Msg: "bad gateway", Err: errors.New("plugin answered status " + strconv.Itoa(status))}
+	}
+	copyHeaders(w.Header(), head.GetHeaders())
+	if frame.GetEnd() && w.Header().Get("Content-Length") == "" {
+		w.Header().Set("Content-Length", strconv.Itoa(len(frame.GetBody())))
+	}
+	w.WriteHeader(status)
+	for {
+		if len(frame.GetBody()) > 0 {
+			if _, err := w.Write(frame.GetBody()); err != nil {
+				// The client went away mid-answer; the deferred cancel
+				// tells the plugin.
+				infoFrom(r.Context()).outcome = "client went away"
+				return nil
+			}
+		}
+		if frame.GetEnd() {
+			return nil
+		}
+		if frame, err = stream.Recv(); err != nil {
+			// The head is out: the only honest signal left is a broken
+			// connection, so the client cannot take a cut answer as whole.
+			infoFrom(r.Context()).outcome = "plugin stream broke mid-answer: " + err.Error()
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+func (f *Forward) requestHead(r *http.Request) *pluginpb.HTTPRequest {
+	h := &pluginpb.HTTPRequest{
+		Method:        r.Method,
+		Target:        r.RequestURI,
+		Path:          r.URL.Path,
+		RawQuery:      r.URL.RawQuery,
+		Proto:         r.Proto,
+		Host:          r.Host,
+		Headers:       make([]*pluginpb.Header, 0, len(r.Header)),
+		RemoteAddr:    r.RemoteAddr,
+		Route:         f.Route,
+		ContentLength: r.ContentLength,
+		Tls:           r.TLS != nil,
+		Listener:      f.Listener,
+	}
+	for k, v := range r.Header {
+		if isHopByHop(k) {
+			continue
+		}
+		h.Headers = append(h.Headers, &pluginpb.Header{Name: k, Values: v})
+	}
+	if names := pathWildcards(r.Pattern); len(names) > 0 {
+		h.PathValues = make(map[string]string, len(names))
+		for _, n := range names {
+			h.PathValues[n] = r.PathValue(n)
+		}
+	}
+	return h
+}
+
+// pathWildcards lists the {name} and {name...} wildcards of a ServeMux
+// pattern.
+func pathWildcards(pattern string) []string {
+	var names []string
+	for {
+		i := strings.IndexByte(pattern, '{')
+		if i < 0 {
+			return names
+		}
+		j := strings.IndexByte(pattern[i:], '}')
+		if j < 0 {
+			return names
+		}
+		name := strings.TrimSuffix(pattern[i+1:i+j], "...")
+		if name != "$" {
+			names = append(names, name)
+		}
+		pattern = pattern[i+j+1:]
+	}
+}
+
+// sendBody sends the head with the first chunk, then the rest in chunks.
+func sendBody(stream pluginpb.Plugin_ServeHTTPClient, first *pluginpb.HTTPRequestFrame, body io.Reader) error {
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	buf := *bp
+	frame := first
+	for {
+		n, err := io.ReadFull(body, buf)
+		end := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !end {
+			stream.CloseSend()
+			return err
+		}
+		frame.Body, frame.End = buf[:n], end
+		if err := stream.Send(frame); err != nil {
+			return nil // the plugin side ended the call; Recv reports why
+		}
+		if end {
+			return stream.CloseSend()
+		}
+		frame = &pluginpb.HTTPRequestFrame{}
+	}
+}
+
+// recvErr returns the call's real status after a failed Send (Send only
+// says io.EOF).
+func recvErr(stream pluginpb.Plugin_ServeHTTPClient, err error) error {
+	if err == io.EOF {
+		if _, rerr := stream.Recv(); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+// callError maps a failed plugin call to its answer (DESIGN.md's table).
+func (f *Forward) callError(r *http.Request, err error) error {
+	if r.Context().Err() != nil {
+		return &Error{ClientGone: true, Err: err}
+	}
+	switch {
+	case errors.Is(err, pluginhost.ErrFailed):
+		return &Error{Status: http.StatusServiceUnavailable, Msg: "service unavailable", Err: err}
+	case errors.Is(err, pluginhost.ErrUnavailable):
+		return &Error{Status: http.StatusBadGateway, Msg: "bad gateway", Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Status: http.StatusGatewayTimeout, Msg: "gateway timeout", Err: err}
+	}
+	switch status.Code(err) {
+	case codes.DeadlineExceeded:
+		return &Error{Status: http.StatusGatewayTimeout, Msg: "gateway timeout", Err: err}
+	case codes.ResourceExhausted:
+		return &Error{Status: http.StatusServiceUnavailable, Msg: "service unavailable", RetryAfter: 1, Err: err}
+	case codes.Unimplemented:
+		return &Error{Status: http.StatusNotImplemented, Msg: "not implemented", Err: err}
+	}
+	return &Error{Status: http.StatusBadGateway, Msg: "bad gateway", Err: err}
+}
+
+// bodyError maps a failure to read the request body.
+func (f *Forward) bodyError(r *http.Request, err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Msg: "request body too large", Close: true, Err: err}
+	}
+	if r.Context().Err() != nil {
+		return &Error{ClientGone: true, Err: err}
+	}
+	return &Error{Status: http.StatusBadRequest, Msg: "bad request body", Close: true, Err: err}
+}
+
+// serveFile serves a plugin's file answer with net/http's ServeContent:
+// Range, conditional requests, HEAD and sendfile, after checking the file
+// opened is the one the plugin resolved.
+func (f *Forward) serveFile(w http.ResponseWriter, r *http.Request, head *pluginpb.HTTPResponse, fa *pluginpb.FileAnswer) error {
+	id := fa.GetIdentity()
+	file := sdk.File{
+		Path: fa.GetPath(),
+		Identity: sdk.FileIdentity{
+			Device: id.GetDevice(), Inode: id.GetInode(), Size: id.GetSize(), ModTimeNanos: id.GetMtimeUnixNano(),
+		},
+	}
+	fh, err := sdk.OpenFile(file)
+	if err != nil {
+		return &Error{Status: http.StatusServiceUnavailable, Msg: "file is changing, try again", RetryAfter: 1, Retry: true, Err: err}
+	}
+	defer fh.Close()
+	hdr := w.Header()
+	copyHeaders(hdr, head.GetHeaders())
+	if ct := fa.GetContentType(); ct != "" {
+		hdr.Set("Content-Type", ct)
+	}
+	if et := fa.GetEtag(); et != "" {
+		hdr.Set("Etag", et)
+	}
+	http.ServeContent(w, r, fa.GetPath(), time.Unix(0, id.GetMtimeUnixNano()), fh)
+	return nil
+}
+
+func copyHeaders(dst http.Header, src []*pluginpb.Header) {
+	for _, h := range src {
+		if isHopByHop(h.GetName()) {
+			continue
+		}
+		dst[http.CanonicalHeaderKey(h.GetName())] = h.GetValues()
+	}
+}
+
+// isHopByHop reports headers that describe one connection, not the message
+// (RFC 9110 section 7.6.1); they never cross the hop.
+func isHopByHop(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,174 @@
+// Package httpfront is the HTTP side of socketd: net/http servers with every
+// timeout and limit set, the access log, and the hop that forwards a request
+// to its plugin and streams the answer back.
+package httpfront
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Limits are the per-listener protections, each with an answer a client
+// can understand (DESIGN.md, "Failure rules").
+type Limits struct {
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	// MaxHeaderBytes bounds the request line and headers together; net/http
+	// answers 431 past it.
+	MaxHeaderBytes int
+	// MaxURIBytes bounds the request target; past it the answer is 414.
+	MaxURIBytes int
+}
+
+// Server is one HTTP listener.
+type Server struct {
+	Name string
+	srv  *http.Server
+	log  *slog.Logger
+}
+
+// NewServer wraps handler with the front's checks and access log.
+func NewServer(name string, lim Limits, handler http.Handler, log *slog.Logger) *Server {
+	log = log.With("listener", name)
+	h := &front{next: handler, maxURI: lim.MaxURIBytes, log: log}
+	return &Server{
+		Name: name,
+		log:  log,
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: lim.ReadHeaderTimeout,
+			ReadTimeout:       lim.ReadTimeout,
+			WriteTimeout:      lim.WriteTimeout,
+			IdleTimeout:       lim.IdleTimeout,
+			MaxHeaderBytes:    lim.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+	}
+}
+
+// Serve accepts on ln until Shutdown; it returns nil after a clean shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.srv.Serve(ln); err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx ends,
+// then closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	return err
+}
+
+// front applies the checks net/http does not make and writes the access log.
+type front struct {
+	next   http.Handler
+	maxURI int
+	log    *slog.Logger
+}
+
+func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	info := &requestInfo{}
+	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+	if f.maxURI > 0 && len(r.RequestURI) > f.maxURI {
+		rec.Header().Set("Connection", "close")
+		http.Error(rec, "414 URI too long", http.StatusRequestURITooLong)
+	} else {
+		f.next.ServeHTTP(rec, r)
+	}
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("uri", r.RequestURI),
+		slog.String("proto", r.Proto),
+		slog.Int("status", rec.status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("remote", r.RemoteAddr),
+	}
+	if info.route != "" {
+		attrs = append(attrs, slog.String("route", info.route), slog.String("plugin", info.plugin))
+	}
+	if info.outcome != "" {
+		attrs = append(attrs, slog.String("outcome", info.outcome))
+	}
+	f.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+}
+
+// requestInfo carries what the hop learned back to the access log.
+type requestInfo struct {
+	route, plugin string
+	// outcome explains a failure ("client went away", "plugin crashed", ...).
+	outcome string
+}
+
+type infoKey struct{}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	if i, ok := ctx.Value(infoKey{}).(*requestInfo); ok {
+		return i
+	}
+	return &requestInfo{}
+}
+
+// recorder notes the status and size for the access log. It keeps
+// io.ReaderFrom so file bodies still go out with sendfile.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 && code >= 200 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(r.ResponseWriter, src)
+	}
+	r.bytes += n
+	return n, err
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

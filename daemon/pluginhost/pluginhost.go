@@ -1,0 +1,394 @@
+// Package pluginhost starts plugin processes through go-plugin, keeps them
+// running (restart with backoff after a crash, marked failed after a crash
+// loop) and hands out their gRPC clients.
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/socketd/socketd/sdk"
+	pluginpb "github.com/socketd/socketd/sdk/proto"
+)
+
+// Errors a caller maps to HTTP statuses (DESIGN.md, "Failure rules").
+var (
+	// ErrUnavailable: the plugin is restarting and did not come back within
+	// the wait bound (502).
+	ErrUnavailable = errors.New("plugin is restarting")
+	// ErrFailed: the plugin crashed repeatedly and is not restarted until the
+	// next reload (503).
+	ErrFailed = errors.New("plugin failed: it crashed repeatedly and is disabled until the next reload")
+	// ErrOverloaded: the plugin's concurrency limit is reached (503 with
+	// Retry-After).
+	ErrOverloaded = errors.New("plugin overloaded")
+)
+
+// Restart policy. A plugin that crashes crashLimit times within crashWindow
+// is marked failed instead of being restarted forever (as Mattermost does);
+// between restarts the wait doubles from backoffMin up to backoffMax, with
+// jitter (as Nomad does).
+const (
+	crashLimit  = 5
+	crashWindow = time.Minute
+	backoffMin  = 50 * time.Millisecond
+	backoffMax  = 5 * time.Second
+	// restartWait bounds how long a new request waits for a restarting
+	// plugin before it gets 502.
+	restartWait = 2 * time.Second
+	// exitPoll is how often the supervisor checks that the process lives.
+	exitPoll = 50 * time.Millisecond
+)
+
+// Options describe one plugin process.
+type Options struct {
+	Name   string
+	Binary string
+	// Dir is the plugin's working directory: the config file's folder, so
+	// relative paths in its config mean what they mean in config.hcl.
+	Dir            string
+	StartTimeout   time.Duration
+	MaxConcurrency int
+	// SHA256, if set, pins the binary (go-plugin SecureConfig).
+	SHA256 []byte
+}
+
+// Pool owns the plugin processes of a daemon and the private directory
+// their sockets live in.
+type Pool struct {
+	log     *slog.Logger
+	sockDir string
+
+	mu      sync.Mutex
+	plugins []*Plugin
+}
+
+// NewPool creates the daemon-owned socket directory (0700, short path so
+// unix socket names stay under the kernel's 108-byte limit).
+func NewPool(log *slog.Logger) (*Pool, error) {
+	dir, err := os.MkdirTemp("", "socketd-")
+	if err != nil {
+		return nil, fmt.Errorf("create plugin socket directory: %w", err)
+	}
+	return &Pool{log: log, sockDir: dir}, nil
+}
+
+// Start launches a plugin and asks it to describe itself. It is not
+// supervised until Configure succeeds.
+func (p *Pool) Start(ctx context.Context, o Options) (*Plugin, error) {
+	pl := &Plugin{
+		opts:    o,
+		sockDir: p.sockDir,
+		log:     p.log.With("plugin", o.Name),
+		sem:     make(chan struct{}, max(o.MaxConcurrency, 1)),
+		stop:    make(chan struct{}),
+		ready:   make(chan struct{}),
+	}
+	inst, err := pl.launch()
+	if err != nil {
+		return nil, err
+	}
+	desc, err := inst.rpc.Describe(ctx, &pluginpb.DescribeRequest{})
+	if err != nil {
+		inst.client.Kill()
+		return nil, fmt.Errorf("plugin %s: describe: %w", o.Name, err)
+	}
+	pl.desc = desc
+	pl.cur.Store(inst)
+	close(pl.ready)
+	p.mu.Lock()
+	p.plugins = append(p.plugins, pl)
+	p.mu.Unlock()
+	return pl, nil
+}
+
+// Close stops every plugin (in parallel, each with go-plugin's graceful
+// then forced kill) and removes the socket directory.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	plugins := p.plugins
+	p.plugins = nil
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, pl := range plugins {
+		wg.Go(pl.Stop)
+	}
+	wg.Wait()
+	os.RemoveAll(p.sockDir)
+}
+
+// Plugin is one running plugin: its description, its current process and
+// the supervisor that replaces the process when it dies.
+type Plugin struct {
+	opts    Options
+	sockDir string
+	log     *slog.Logger
+	desc    *pluginpb.DescribeResponse
+	sem     chan struct{}
+
+	cur       atomic.Pointer[instance]
+	mu        sync.Mutex
+	ready     chan struct{} // closed once cur is set; replaced during a restart
+	failed    bool
+	configure *pluginpb.ConfigureRequest
+	restarts  atomic.Int64
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+type instance struct {
+	client *plugin.Client
+	rpc    pluginpb.PluginClient
+}
+
+// Name returns the plugin's name as declared in config.
+func (pl *Plugin) Name() string { return pl.opts.Name }
+
+// Description returns what the plugin said of itself at start.
+func (pl *Plugin) Description() *pluginpb.DescribeResponse { return pl.desc }
+
+// Restarts counts how often the process was replaced after a crash.
+func (pl *Plugin) Restarts() int64 { return pl.restarts.Load() }
+
+// Serves reports whether the plugin declared protocol p.
+func (pl *Plugin) Serves(p pluginpb.Protocol) bool {
+	for _, x := range pl.desc.GetProtocols() {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+func (pl *Plugin) launch() (*instance, error) {
+	cmd := exec.Command(pl.opts.Binary)
+	cmd.Dir = pl.opts.Dir
+	dieWithParent(cmd)
+	cfg := &plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: sdk.HostPlugins(),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           newSlogAdapter(pl.log),
+		StartTimeout:     pl.opts.StartTimeout,
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: pl.sockDir},
+		GRPCDialOptions:  dialOptions(),
+	}
+	if len(pl.opts.SHA256) > 0 {
+		cfg.SecureConfig = &plugin.SecureConfig{Checksum: pl.opts.SHA256, Hash: sha256.New()}
+	}
+	client := plugin.NewClient(cfg)
+	rpcClient, err := client.Client()
+	if err != nil {
+		client.Kill()
+		return nil, explainStartError(pl.opts, err)
+	}
+	raw, err := rpcClient.Dispense(sdk.PluginKey)
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("plugin %s: %w", pl.opts.Name, err)
+	}
+	rpc, ok := raw.(pluginpb.PluginClient)
+	if !ok {
+		client.Kill()
+		return nil, fmt.Errorf("plugin %s: unexpected client type %T", pl.opts.Name, raw)
+	}
+	return &instance{client: client, rpc: rpc}, nil
+}
+
+// explainStartError turns go-plugin's start errors into sentences that say
+// what to do.
+func explainStartError(o Options, err error) error {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
+		return fmt.Errorf("plugin %s: the binary %s does not match the sha256 pinned in config", o.Name, o.Binary)
+	case strings.Contains(msg, "Incompatible API version"):
+		return fmt.Errorf("plugin %s speaks a protocol version this socketd does not (socketd speaks version %d): %w; rebuild the plugin against this socketd's sdk",
+			o.Name, sdk.ProtocolVersion, err)
+	case strings.Contains(msg, "timeout while waiting for plugin to start"):
+		return fmt.Errorf("plugin %s did not complete its handshake within %s: is %s a socketd plugin?", o.Name, o.StartTimeout, o.Binary)
+	case strings.Contains(msg, "exited before we could connect") || strings.Contains(msg, "Unrecognized remote plugin message"):
+		return fmt.Errorf("plugin %s (%s) exited or printed something other than a handshake: is it a socketd plugin? %w", o.Name, o.Binary, err)
+	}
+	return fmt.Errorf("plugin %s: start %s: %w", o.Name, o.Binary, err)
+}
+
+// Configure sends the plugin its decoded config. On success the plugin is
+// supervised from then on, and the same request is replayed to every
+// replacement process.
+func (pl *Plugin) Configure(ctx context.Context, req *pluginpb.ConfigureRequest) ([]*pluginpb.Diagnostic, error) {
+	inst := pl.cur.Load()
+	if inst == nil {
+		return nil, ErrUnavailable
+	}
+	resp, err := inst.rpc.Configure(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: configure: %w", pl.opts.Name, err)
+	}
+	for _, d := range resp.GetDiagnostics() {
+		if d.GetSeverity() == pluginpb.Severity_SEVERITY_ERROR {
+			return resp.GetDiagnostics(), nil
+		}
+	}
+	pl.mu.Lock()
+	first := pl.configure == nil
+	pl.configure = req
+	pl.mu.Unlock()
+	if first {
+		pl.wg.Add(1)
+		go pl.supervise(inst)
+	}
+	return resp.GetDiagnostics(), nil
+}
+
+// Client returns the gRPC client of the live process. While the plugin
+// restarts it waits (bounded by restartWait and ctx) for the new one.
+func (pl *Plugin) Client(ctx context.Context) (pluginpb.PluginClient, error) {
+	if inst := pl.cur.Load(); inst != nil {
+		return inst.rpc, nil
+	}
+	pl.mu.Lock()
+	ready, failed := pl.ready, pl.failed
+	pl.mu.Unlock()
+	if failed {
+		return nil, ErrFailed
+	}
+	t := time.NewTimer(restartWait)
+	defer t.Stop()
+	select {
+	case <-ready:
+		if inst := pl.cur.Load(); inst != nil {
+			return inst.rpc, nil
+		}
+		return nil, ErrFailed
+	case <-t.C:
+		return nil, ErrUnavailable
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-pl.stop:
+		return nil, ErrUnavailable
+	}
+}
+
+// Acquire takes one of the plugin's concurrency slots, or fails at once
+// with ErrOverloaded: queueing would only hide the overload from clients.
+func (pl *Plugin) Acquire() (release func(), err error) {
+	select {
+	case pl.sem <- struct{}{}:
+		return func() { <-pl.sem }, nil
+	default:
+		return nil, ErrOverloaded
+	}
+}
+
+// InFlight returns the number of calls holding a concurrency slot.
+func (pl *Plugin) InFlight() int { return len(pl.sem) }
+
+// Stop ends supervision and kills the process (gracefully first).
+func (pl *Plugin) Stop() {
+	pl.stopOnce.Do(func() { close(pl.stop) })
+	pl.wg.Wait()
+	if inst := pl.cur.Swap(nil); inst != nil {
+		inst.client.Kill()
+	}
+}
+
+// supervise waits for the process to die and replaces it, until Stop.
+func (pl *Plugin) supervise(inst *instance) {
+	defer pl.wg.Done()
+	var crashes []time.Time
+	backoff := backoffMin
+	tick := time.NewTicker(exitPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-pl.stop:
+			return
+		case <-tick.C:
+		}
+		if !inst.client.Exited() {
+			continue
+		}
+		pl.mu.Lock()
+		pl.cur.Store(nil)
+		pl.ready = make(chan struct{})
+		pl.mu.Unlock()
+		inst.client.Kill() // reap and close the connection
+		now := time.Now()
+		crashes = append(crashes, now)
+		for len(crashes) > 0 && now.Sub(crashes[0]) > crashWindow {
+			crashes = crashes[1:]
+		}
+		if len(crashes) >= crashLimit {
+			pl.log.Error("plugin crashed repeatedly; its routes answer 503 until the next reload",
+				"crashes", len(crashes), "window", crashWindow)
+			pl.mu.Lock()
+			pl.failed = true
+			close(pl.ready)
+			pl.mu.Unlock()
+			return
+		}
+		if len(crashes) == 1 {
+			backoff = backoffMin
+		}
+		pl.log.Warn("plugin exited; restarting", "backoff", backoff)
+		next, ok := pl.restart(backoff)
+		if !ok {
+			return
+		}
+		backoff = min(backoff*2, backoffMax)
+		inst = next
+	}
+}
+
+// restart starts and configures a replacement process, retrying with
+// backoff; false means Stop was called meanwhile.
+func (pl *Plugin) restart(backoff time.Duration) (*instance, bool) {
+	for {
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-pl.stop:
+			return nil, false
+		case <-time.After(wait):
+		}
+		inst, err := pl.launch()
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), pl.opts.StartTimeout)
+			pl.mu.Lock()
+			req := pl.configure
+			pl.mu.Unlock()
+			_, err = inst.rpc.Configure(ctx, req)
+			cancel()
+			if err != nil {
+				inst.client.Kill()
+			}
+		}
+		if err != nil {
+			pl.log.Error("plugin restart failed", "error", err)
+			backoff = min(backoff*2, backoffMax)
+			continue
+		}
+		pl.restarts.Add(1)
+		pl.mu.Lock()
+		pl.cur.Store(inst)
+		close(pl.ready)
+		pl.mu.Unlock()
+		pl.log.Info("plugin restarted")
+		return inst, true
+	}
+}

@@ -1,0 +1,284 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pluginpb "github.com/socketd/socketd/sdk/proto"
+)
+
+// serveHTTPStream runs one request through h: frames in, *http.Request to
+// the handler, frames out.
+func serveHTTPStream(h http.Handler, stream pluginpb.Plugin_ServeHTTPServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	head := first.GetHead()
+	if head == nil {
+		return status.Error(codes.InvalidArgument, "first frame carries no request head")
+	}
+	r, err := newRequest(stream.Context(), head, &requestBody{stream: stream, buf: first.GetBody(), done: first.GetEnd()})
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	w := &responseWriter{stream: stream, header: make(http.Header), status: http.StatusOK}
+	if err := runHandler(h, w, r); err != nil {
+		return err
+	}
+	return w.finish()
+}
+
+// runHandler calls h and turns a panic into a 500 (or a broken stream when
+// the head is already out), as net/http does.
+func runHandler(h http.Handler, w *responseWriter, r *http.Request) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				err = status.Error(codes.Aborted, "handler aborted the response")
+				return
+			}
+			slog.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
+			if w.headSent {
+				err = status.Error(codes.Internal, "handler panicked")
+				return
+			}
+			w.reset(http.StatusInternalServerError)
+		}
+	}()
+	h.ServeHTTP(w, r)
+	return nil
+}
+
+func newRequest(ctx context.Context, head *pluginpb.HTTPRequest, body io.ReadCloser) (*http.Request, error) {
+	u, err := url.ParseRequestURI(head.GetTarget())
+	if err != nil {
+		// A target net/http accepted but url cannot parse (rare): keep the
+		// decoded path the core saw.
+		u = &url.URL{Path: head.GetPath(), RawQuery: head.GetRawQuery()}
+	}
+	if head.GetPath() != "" {
+		u.Path = head.GetPath()
+	}
+	r := &http.Request{
+		Method:        head.GetMethod(),
+		URL:           u,
+		Proto:         head.GetProto(),
+		Header:        make(http.Header, len(head.GetHeaders())),
+		Body:          body,
+		ContentLength: head.GetContentLength(),
+		Host:          head.GetHost(),
+		RemoteAddr:    head.GetRemoteAddr(),
+		RequestURI:    head.GetTarget(),
+	}
+	var ok bool
+	if r.ProtoMajor, r.ProtoMinor, ok = http.ParseHTTPVersion(r.Proto); !ok {
+		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	}
+	for _, hv := range head.GetHeaders() {
+		r.Header[hv.GetName()] = hv.GetValues()
+	}
+	for k, v := range head.GetPathValues() {
+		r.SetPathValue(k, v)
+	}
+	ctx = context.WithValue(ctx, routeKey{}, head.GetRoute())
+	return r.WithContext(ctx), nil
+}
+
+// requestBody reads body frames as the handler asks for them; gRPC flow
+// control keeps at most a few chunks in flight, so memory stays flat for
+// any body size.
+type requestBody struct {
+	stream pluginpb.Plugin_ServeHTTPServer
+	buf    []byte
+	done   bool
+	err    error
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	for len(b.buf) == 0 {
+		if b.err != nil {
+			return 0, b.err
+		}
+		if b.done {
+			return 0, io.EOF
+		}
+		f, err := b.stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			b.err = err
+			return 0, err
+		}
+		b.buf, b.done = f.GetBody(), f.GetEnd()
+	}
+	n := copy(p, b.buf)
+	b.buf = b.buf[n:]
+	return n, nil
+}
+
+func (b *requestBody) Close() error { return nil }
+
+// responseWriter holds the head back until the first body chunk fills or the
+// handler returns, so a small response is exactly one frame.
+type responseWriter struct {
+	stream      pluginpb.Plugin_ServeHTTPServer
+	header      http.Header
+	status      int
+	wroteHeader bool
+	headSent    bool
+	buf         []byte
+	file        *pluginpb.FileAnswer
+	err         error
+}
+
+func (w *responseWriter) Header() http.Header { return w.header }
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	if code >= 100 && code < 200 {
+		// Interim responses are not forwarded; the core sends 100
+		// Continue itself when the body is read.
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	n := len(p)
+	for len(p) > 0 {
+		room := ChunkSize - len(w.buf)
+		take := min(room, len(p))
+		w.buf = append(w.buf, p[:take]...)
+		p = p[take:]
+		if len(w.buf) == ChunkSize {
+			if err := w.send(false); err != nil {
+				return n - len(p), err
+			}
+		}
+	}
+	return n, nil
+}
+
+// Flush sends what is buffered now (streaming responses, server-sent events).
+func (w *responseWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	_ = w.send(false)
+}
+
+func (w *responseWriter) send(end bool) error {
+	if w.err != nil {
+		return w.err
+	}
+	f := &pluginpb.HTTPResponseFrame{Body: w.buf, End: end}
+	if !w.headSent {
+		f.Head = &pluginpb.HTTPResponse{Status: int32(w.status), Headers: headersToProto(w.header), File: w.file}
+		w.headSent = true
+	}
+	w.err = w.stream.Send(f)
+	w.buf = w.buf[:0:0]
+	return w.err
+}
+
+func (w *responseWriter) finish() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.send(true)
+}
+
+func (w *responseWriter) reset(code int) {
+	w.header = http.Header{"Content-Type": {"text/plain; charset=utf-8"}}
+	w.buf = append(w.buf[:0], http.StatusText(code)+"\n"...)
+	w.file = nil
+	w.status, w.wroteHeader = code, true
+}
+
+func headersToProto(h http.Header) []*pluginpb.Header {
+	out := make([]*pluginpb.Header, 0, len(h))
+	for k, v := range h {
+		out = append(out, &pluginpb.Header{Name: k, Values: v})
+	}
+	return out
+}
+
+// File is a file on disk that the core should serve for a plugin, with the
+// identity the plugin resolved. Build it with FileFor.
+type File struct {
+	// Path is absolute.
+	Path     string
+	Identity FileIdentity
+	// ContentType may be empty: the core then sniffs it.
+	ContentType string
+	// ETag is a strong validator, quoted. Empty: none is sent.
+	ETag string
+	// Cacheable promises the answer depends only on the method (GET/HEAD)
+	// and path, so the core may reuse it while the file is unchanged.
+	Cacheable bool
+}
+
+// FileIdentity pins the exact file the plugin resolved; the core serves the
+// file only if what it opens has the same identity.
+type FileIdentity struct {
+	Device, Inode uint64
+	Size          int64
+	ModTimeNanos  int64
+}
+
+// ServeFile answers r with f. Inside socketd the core serves the file itself
+// (Range, If-None-Match, HEAD, sendfile) so its bytes never cross the plugin
+// connection; headers set on w (Cache-Control, ...) go along. Outside socketd
+// (a handler under httptest) it falls back to http.ServeContent.
+func ServeFile(w http.ResponseWriter, r *http.Request, f File) {
+	if sw, ok := w.(*responseWriter); ok {
+		sw.file = &pluginpb.FileAnswer{
+			Path: f.Path,
+			Identity: &pluginpb.FileIdentity{
+				Device: f.Identity.Device, Inode: f.Identity.Inode,
+				Size: f.Identity.Size, MtimeUnixNano: f.Identity.ModTimeNanos,
+			},
+			ContentType: f.ContentType,
+			Etag:        f.ETag,
+			Cacheable:   f.Cacheable,
+		}
+		sw.WriteHeader(http.StatusOK)
+		return
+	}
+	serveFileDirect(w, r, f)
+}
+
+func serveFileDirect(w http.ResponseWriter, r *http.Request, f File) {
+	fh, err := OpenFile(f)
+	if err != nil {
+		http.Error(w, "file changed while serving", http.StatusServiceUnavailable)
+		return
+	}
+	defer fh.Close()
+	if f.ContentType != "" {
+		w.Header().Set("Content-Type", f.ContentType)
+	}
+	if f.ETag != "" {
+		w.Header().Set("Etag", f.ETag)
+	}
+	http.ServeContent(w, r, "", modTime(f.Identity), fh)
+}

@@ -1,0 +1,88 @@
+package sdk
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+)
+
+// Serve runs p as a socketd plugin: it answers go-plugin's handshake on
+// stdout and serves the core until the core goes away. Call it from main:
+//
+//	func main() { sdk.Serve(&myPlugin{}) }
+//
+// Run by hand (not by socketd), it prints a short explanation and exits 1.
+func Serve(p Plugin) {
+	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
+		d := p.Describe()
+		fmt.Fprintf(os.Stderr, "%s is a socketd plugin (%s %s). It is started by socketd, not by hand:\n"+
+			"put it in socketd's plugin_dir and declare plugin %q {} in config.hcl.\n",
+			os.Args[0], d.Name, d.Version, d.Name)
+		os.Exit(1)
+	}
+	slog.SetDefault(Logger())
+	go exitWithParent(os.Getppid())
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {PluginKey: &grpcPlugin{impl: p}}},
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			opts = append(opts,
+				grpc.MaxRecvMsgSize(MaxMessageBytes),
+				grpc.MaxSendMsgSize(MaxMessageBytes))
+			return grpc.NewServer(opts...)
+		},
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Level: hclog.Info, Output: os.Stderr, JSONFormat: true,
+		}),
+	})
+}
+
+// exitWithParent ends the plugin when the core that started it is gone,
+// even if the core was killed with SIGKILL and could not say goodbye (the
+// core also asks the kernel for this with Pdeathsig; this covers systems
+// and cases where that does not fire).
+func exitWithParent(ppid int) {
+	for range time.Tick(250 * time.Millisecond) {
+		if os.Getppid() != ppid {
+			os.Exit(0)
+		}
+	}
+}
+
+// Logger returns a structured logger whose lines reach the core's log,
+// tagged with the plugin's name and at their own level. Plugins should log
+// through it (or slog's default, which Serve sets to it), never to stdout:
+// stdout carries the handshake.
+func Logger() *slog.Logger {
+	return slog.New(newHCLogHandler(os.Stderr))
+}
+
+// newHCLogHandler writes slog records as the JSON lines go-plugin parses on
+// the core side (@level, @message, @timestamp, then the attributes).
+func newHCLogHandler(w io.Writer) slog.Handler {
+	return slog.NewJSONHandler(w, &slog.HandlerOptions{
+		Level: slog.LevelDebug,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) > 0 {
+				return a
+			}
+			switch a.Key {
+			case slog.TimeKey:
+				a.Key = "@timestamp"
+			case slog.LevelKey:
+				a.Key = "@level"
+				a.Value = slog.StringValue(strings.ToLower(a.Value.String()))
+			case slog.MessageKey:
+				a.Key = "@message"
+			}
+			return a
+		},
+	})
+}
