@@ -39,7 +39,7 @@ func Serve(p Plugin) {
 			return grpc.NewServer(opts...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{
-			Level: hclog.Info, Output: os.Stderr, JSONFormat: true,
+			Level: hclog.Info, Output: stderr, JSONFormat: true,
 		}),
 	})
 }
@@ -56,12 +56,17 @@ func exitWithParent(ppid int) {
 	}
 }
 
+// stderr is the process's real standard error, kept before go-plugin's
+// Serve swaps os.Stderr for a pipe; log lines written here are parsed by the
+// core and re-logged at their level, tagged with the plugin's name.
+var stderr = os.Stderr
+
 // Logger returns a structured logger whose lines reach the core's log,
 // tagged with the plugin's name and at their own level. Plugins should log
 // through it (or slog's default, which Serve sets to it), never to stdout:
 // stdout carries the handshake.
 func Logger() *slog.Logger {
-	return slog.New(newHCLogHandler(os.Stderr))
+	return slog.New(newHCLogHandler(stderr))
 }
 
 // newHCLogHandler writes slog records as the JSON lines go-plugin parses on
@@ -75,7 +80,9 @@ func newHCLogHandler(w io.Writer) slog.Handler {
 			}
 			switch a.Key {
 			case slog.TimeKey:
-				a.Key = "@timestamp"
+				// go-plugin parses exactly this layout; any other makes the
+				// whole line plain text at debug level.
+				a = slog.String("@timestamp", a.Value.Time().Format("2006-01-02T15:04:05.000000Z07:00"))
 			case slog.LevelKey:
 				a.Key = "@level"
 				a.Value = slog.StringValue(strings.ToLower(a.Value.String()))

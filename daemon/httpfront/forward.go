@@ -74,6 +74,14 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 		return f.callError(r, err)
 	}
 	stream, err := client.ServeHTTP(ctx)
+	if err != nil && status.Code(err) == codes.Unavailable && r.Context().Err() == nil {
+		// The call never reached the plugin (its connection is gone: it
+		// crashed a moment ago). Nothing was delivered, so waiting for the
+		// restarted process and calling it is not a retry.
+		if client, err = f.Plugin.ClientAfter(ctx, client); err == nil {
+			stream, err = client.ServeHTTP(ctx)
+		}
+	}
 	if err != nil {
 		return f.callError(r, err)
 	}
@@ -110,6 +118,9 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		if be := bodyErr(); be != nil {
 			return f.bodyError(r, be)
+		}
+		if status.Code(err) == codes.Unavailable {
+			f.Plugin.Unreachable()
 		}
 		return f.callError(r, err)
 	}

@@ -90,6 +90,10 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rec.status == 0 {
 		rec.status = http.StatusOK
+		if info.outcome == "client went away" {
+			// nginx's convention: nothing was sent because nobody listened.
+			rec.status = statusClientClosed
+		}
 	}
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
@@ -108,6 +112,10 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
+
+// statusClientClosed is logged (never sent) for requests whose client left
+// before an answer, as nginx logs 499.
+const statusClientClosed = 499
 
 // requestInfo carries what the hop learned back to the access log.
 type requestInfo struct {

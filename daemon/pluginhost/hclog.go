@@ -43,7 +43,26 @@ func (a *slogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if len(a.args) > 0 {
 		l = l.With(a.args...)
 	}
-	l.Log(context.Background(), toSlogLevel(level), msg, args...)
+	l.Log(context.Background(), toSlogLevel(level), msg, renamePluginKey(args)...)
+}
+
+// renamePluginKey keeps go-plugin's "plugin" (the binary's path) from
+// colliding with the daemon's own "plugin" tag (the plugin's name), and
+// drops the plugin-side "timestamp" go-plugin appends: the daemon's log
+// stamps every line itself.
+func renamePluginKey(args []any) []any {
+	out := args[:0]
+	for i := 0; i+1 < len(args); i += 2 {
+		switch args[i] {
+		case "timestamp":
+			continue
+		case "plugin":
+			out = append(out, "binary", args[i+1])
+		default:
+			out = append(out, args[i], args[i+1])
+		}
+	}
+	return out
 }
 
 func (a *slogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }

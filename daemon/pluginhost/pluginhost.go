@@ -94,6 +94,7 @@ func (p *Pool) Start(ctx context.Context, o Options) (*Plugin, error) {
 		log:     p.log.With("plugin", o.Name),
 		sem:     make(chan struct{}, max(o.MaxConcurrency, 1)),
 		stop:    make(chan struct{}),
+		kick:    make(chan struct{}, 1),
 		ready:   make(chan struct{}),
 	}
 	inst, err := pl.launch()
@@ -147,6 +148,7 @@ type Plugin struct {
 
 	stopOnce sync.Once
 	stop     chan struct{}
+	kick     chan struct{} // asks the supervisor to look now
 	wg       sync.WaitGroup
 }
 
@@ -187,6 +189,10 @@ func (pl *Plugin) launch() (*instance, error) {
 		StartTimeout:     pl.opts.StartTimeout,
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: pl.sockDir},
 		GRPCDialOptions:  dialOptions(),
+		// What a plugin prints to stdout or stderr directly (not through
+		// its logger) still reaches the daemon's log.
+		SyncStdout: &lineLogger{log: pl.log, stream: "stdout", level: slog.LevelWarn},
+		SyncStderr: &lineLogger{log: pl.log, stream: "stderr", level: slog.LevelInfo},
 	}
 	if len(pl.opts.SHA256) > 0 {
 		cfg.SecureConfig = &plugin.SecureConfig{Checksum: pl.opts.SHA256, Hash: sha256.New()}
@@ -285,6 +291,39 @@ func (pl *Plugin) Client(ctx context.Context) (pluginpb.PluginClient, error) {
 	}
 }
 
+// Unreachable tells the host that a call on old could not reach the
+// plugin at all (the connection is gone), so the supervisor looks at once.
+func (pl *Plugin) Unreachable() {
+	select {
+	case pl.kick <- struct{}{}:
+	default:
+	}
+}
+
+// ClientAfter returns a client other than old: the replacement of a
+// process whose connection failed. It waits, bounded like Client, for the
+// supervisor to notice the death and start the new process.
+func (pl *Plugin) ClientAfter(ctx context.Context, old pluginpb.PluginClient) (pluginpb.PluginClient, error) {
+	deadline := time.Now().Add(restartWait)
+	for {
+		pl.Unreachable()
+		c, err := pl.Client(ctx)
+		if err != nil || c != old {
+			return c, err
+		}
+		if time.Now().After(deadline) {
+			return nil, ErrUnavailable
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-pl.stop:
+			return nil, ErrUnavailable
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // Acquire takes one of the plugin's concurrency slots, or fails at once
 // with ErrOverloaded: queueing would only hide the overload from clients.
 func (pl *Plugin) Acquire() (release func(), err error) {
@@ -320,6 +359,7 @@ func (pl *Plugin) supervise(inst *instance) {
 		case <-pl.stop:
 			return
 		case <-tick.C:
+		case <-pl.kick:
 		}
 		if !inst.client.Exited() {
 			continue

@@ -1,0 +1,370 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const testkitConfig = `
+plugin_dir = "{{BIN}}"
+shutdown_timeout = "10s"
+
+listener "web" {
+  protocol = "http"
+  address  = "127.0.0.1:0"
+  max_uri_bytes    = 2048
+  max_header_bytes = 8192
+}
+
+plugin "testkit" {
+  max_concurrency = %d
+}
+
+route "/" {
+  plugin         = "testkit"
+  max_body_bytes = 300000000
+  timeout        = "120s"
+}
+
+route "GET /sleep" {
+  plugin  = "testkit"
+  timeout = "500ms"
+}
+
+route "GET /slow" {
+  plugin  = "testkit"
+  timeout = "30s"
+  config { mode = "sleep" }
+}
+
+route "POST /small" {
+  plugin         = "testkit"
+  max_body_bytes = 1000
+  config { mode = "sum" }
+}
+
+route "GET /items/{id}" {
+  plugin = "testkit"
+  config { mode = "headers" }
+}
+`
+
+func startTestkit(t testing.TB, maxConcurrency int) *Daemon {
+	t.Helper()
+	return startDaemon(t, fmt.Sprintf(testkitConfig, maxConcurrency), nil)
+}
+
+// patternReader yields n bytes of a fixed pattern without holding them.
+type patternReader struct{ n, off int64 }
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	if p.off >= p.n {
+		return 0, io.EOF
+	}
+	k := min(int64(len(b)), p.n-p.off)
+	for i := range k {
+		b[i] = byte((p.off + i) % 253)
+	}
+	p.off += k
+	return int(k), nil
+}
+
+// peakRSS returns the process's peak resident set (VmHWM) in bytes.
+func peakRSS(t testing.TB, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+func TestHundredMegabytesStreamWithFlatMemory(t *testing.T) {
+	d := startTestkit(t, 64)
+	const size = 100 << 20
+	// Warm up so the baseline includes the hop's steady-state buffers.
+	resp, body := do(t, "POST", d.URL("/sum"), &patternReader{n: 1 << 20})
+	if resp.StatusCode != 200 {
+		t.Fatalf("warm-up: %d %s", resp.StatusCode, body)
+	}
+	before := peakRSS(t, d.cmd.Process.Pid)
+
+	h := sha256.New()
+	io.Copy(h, &patternReader{n: size})
+	want := fmt.Sprintf("%d %s\n", size, hex.EncodeToString(h.Sum(nil)))
+	req, _ := http.NewRequest("POST", d.URL("/sum"), &patternReader{n: size})
+	req.ContentLength = -1 // chunked: the core cannot know the size up front
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(got) != want {
+		t.Fatalf("upload: plugin saw %q, want %q", got, want)
+	}
+
+	resp, err = http.Get(d.URL("/download?size=" + strconv.Itoa(size)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != size {
+		t.Fatalf("download: %d bytes, %v", n, err)
+	}
+	after := peakRSS(t, d.cmd.Process.Pid)
+	// 100 MiB went each way; a core that buffered a body would grow by that.
+	if grew := after - before; grew > 40<<20 {
+		t.Fatalf("core peak RSS grew by %d MiB moving 100 MiB each way", grew>>20)
+	}
+	t.Logf("core peak RSS %d MiB before, %d MiB after", before>>20, after>>20)
+}
+
+func TestFailureRules(t *testing.T) {
+	d := startTestkit(t, 64)
+
+	t.Run("timeout-504", func(t *testing.T) {
+		resp, _ := get(t, d.URL("/sleep?d=10s"))
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("got %d, want 504", resp.StatusCode)
+		}
+		waitLog(t, d, "sleep cancelled")
+	})
+	t.Run("panic-500", func(t *testing.T) {
+		resp, _ := get(t, d.URL("/panic"))
+		if resp.StatusCode != 500 {
+			t.Fatalf("got %d, want 500", resp.StatusCode)
+		}
+	})
+	t.Run("body-too-large-413", func(t *testing.T) {
+		resp, _ := do(t, "POST", d.URL("/small"), strings.NewReader(strings.Repeat("x", 2000)))
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("Content-Length body: got %d, want 413", resp.StatusCode)
+		}
+		req, _ := http.NewRequest("POST", d.URL("/small"), io.MultiReader(strings.NewReader(strings.Repeat("y", 5000))))
+		req.ContentLength = -1
+		resp2, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp2.Body.Close()
+		if resp2.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("chunked body: got %d, want 413", resp2.StatusCode)
+		}
+	})
+	t.Run("uri-too-long-414", func(t *testing.T) {
+		code, _ := rawGet(t, d.Addr("web"), "/"+strings.Repeat("a", 3000))
+		if code != http.StatusRequestURITooLong {
+			t.Fatalf("got %d, want 414", code)
+		}
+	})
+	t.Run("headers-too-large-431", func(t *testing.T) {
+		c := dial(t, d.Addr("web"))
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("b", 20000))
+		if code := readStatus(t, c); code != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("got %d, want 431", code)
+		}
+	})
+	t.Run("bad-request-line-400", func(t *testing.T) {
+		c := dial(t, d.Addr("web"))
+		io.WriteString(c, "GARBAGE\r\n\r\n")
+		if code := readStatus(t, c); code != http.StatusBadRequest {
+			t.Fatalf("got %d, want 400", code)
+		}
+	})
+	t.Run("path-values-and-headers", func(t *testing.T) {
+		resp, body := get(t, d.URL("/items/42"), "X-Test", "yes")
+		if resp.StatusCode != 200 {
+			t.Fatalf("got %d", resp.StatusCode)
+		}
+		for _, want := range []string{"X-Test: [yes]", "id: 42", "route: GET /items/{id}", "remote: 127.0.0.1:"} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("plugin did not see %q:\n%s", want, body)
+			}
+		}
+	})
+	t.Run("plugin-log-reaches-core-log", func(t *testing.T) {
+		get(t, d.URL("/log"))
+		l := waitLog(t, d, "testkit says hello")
+		if l["plugin"] != "testkit" || l["level"] != "WARN" {
+			t.Fatalf("plugin log line not tagged: %v", l)
+		}
+	})
+	t.Run("client-gone-cancels-plugin", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", d.URL("/slow?d=20s"), nil)
+		if _, err := http.DefaultClient.Do(req); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("want the client's deadline, got %v", err)
+		}
+		waitLog(t, d, "sleep cancelled")
+		waitFor(t, "access log outcome", func() bool {
+			for _, l := range d.Lines("request") {
+				if l["uri"] == "/slow?d=20s" && l["outcome"] == "client went away" {
+					return true
+				}
+			}
+			return false
+		})
+	})
+	t.Run("crash-502-then-restart", func(t *testing.T) {
+		resp, _ := get(t, d.URL("/crash"))
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("crash: got %d, want 502", resp.StatusCode)
+		}
+		// The next request waits (bounded) for the restarted plugin.
+		resp, body := get(t, d.URL("/items/7"))
+		if resp.StatusCode != 200 {
+			t.Fatalf("after crash: got %d %s", resp.StatusCode, body)
+		}
+		waitLog(t, d, "plugin restarted")
+	})
+}
+
+func TestOverloadedPluginAnswers503(t *testing.T) {
+	d := startTestkit(t, 1)
+	done := make(chan int)
+	go func() {
+		resp, err := http.Get(d.URL("/slow?d=2s"))
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	// The plugin logs "sleeping" once the slow call holds the only slot.
+	waitLog(t, d, "sleeping")
+	resp, _ := get(t, d.URL("/items/1"))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("with the slot taken: %d, Retry-After %q; want 503 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if c := <-done; c != 200 {
+		t.Fatalf("the request holding the slot got %d", c)
+	}
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	d := startTestkit(t, 64)
+	pids := pluginPIDs(t, d.cmd.Process.Pid)
+	if len(pids) == 0 {
+		t.Fatal("no plugin process found")
+	}
+	result := make(chan string)
+	go func() {
+		resp, err := http.Get(d.URL("/slow?d=1s"))
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		result <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	waitLog(t, d, "sleeping")
+	d.Signal(syscall.SIGTERM)
+	if r := <-result; !strings.HasPrefix(r, "200 slept") {
+		t.Fatalf("in-flight request during shutdown: %s", r)
+	}
+	if code := d.Wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d:\n%s", code, d.Log())
+	}
+	for _, pid := range pids {
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("plugin process %d outlived the daemon", pid)
+		}
+	}
+}
+
+// pluginPIDs lists the children of pid.
+func pluginPIDs(t testing.TB, pid int) []int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		t.Skipf("cannot list children: %v", err)
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		n, _ := strconv.Atoi(f)
+		out = append(out, n)
+	}
+	// Children are spread over the daemon's threads.
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		for _, f := range strings.Fields(string(b)) {
+			n, _ := strconv.Atoi(f)
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func dial(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func readStatus(t testing.TB, c net.Conn) int {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitFor polls cond until it holds; the test's own deadline bounds it.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitLog waits for a daemon log line with message msg.
+func waitLog(t testing.TB, d *Daemon, msg string) map[string]any {
+	t.Helper()
+	var line map[string]any
+	waitFor(t, "log line "+strconv.Quote(msg), func() bool {
+		if ls := d.Lines(msg); len(ls) > 0 {
+			line = ls[len(ls)-1]
+			return true
+		}
+		return false
+	})
+	return line
+}
