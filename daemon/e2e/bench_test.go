@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // BenchmarkStatic compares socketd (core + static plugin) with Go's own
@@ -68,4 +69,65 @@ func benchGet(b *testing.B, url string) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkDaytime measures connections per second on the RFC 867 daytime
+// service through socketd (accept in the core, one ServeStream call to the
+// timeserver plugin per connection) next to the same service written
+// directly on a Go net.Listener, in the same run.
+//
+//	go test -run '^$' -bench Daytime -benchtime 5s ./daemon/e2e/
+func BenchmarkDaytime(b *testing.B) {
+	d := startDaemon(b, `
+plugin_dir = "{{BIN}}"
+listener "daytime" {
+  protocol        = "tcp"
+  address         = "127.0.0.1:0"
+  plugin          = "timeserver"
+  max_connections = 4096
+  config { service = "daytime" }
+}
+plugin "timeserver" {}
+`, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				io.WriteString(c, time.Now().UTC().Format("Monday, January 02, 2006 15:04:05-MST")+"\r\n")
+				c.Close()
+			}()
+		}
+	}()
+	for _, s := range []struct{ name, addr string }{
+		{"socketd", d.Addr("daytime")},
+		{"direct", ln.Addr().String()},
+	} {
+		b.Run(s.name, func(b *testing.B) {
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					c, err := net.Dial("tcp", s.addr)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					line, err := io.ReadAll(c)
+					c.Close()
+					if err != nil || len(line) == 0 {
+						b.Errorf("daytime: %q %v", line, err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "conn/s")
+		})
+	}
 }

@@ -249,3 +249,7 @@ func (d *Daemon) Stop() {
 		d.t.Errorf("socketd ignored SIGTERM for 20s; killed:\n%s", d.Log())
 	}
 }
+
+// ci reports whether the tests run in CI, where every tool they use is
+// installed by .ci/run and a missing one is a failure, not a skip.
+func ci() bool { return os.Getenv("CI") != "" }

@@ -216,3 +216,48 @@ func TestStaticNeverLeavesTheRoot(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticCacheFollowsChanges checks the core's cache of file answers:
+// a hot file is served without asking the plugin, and a file rewritten,
+// removed or swapped for a symlink out of the root is never served stale.
+func TestStaticCacheFollowsChanges(t *testing.T) {
+	d, _ := startStatic(t)
+	path := filepath.Join(d.dir, "site", "sub", "a.txt")
+	getBody := func() (int, string) {
+		resp, body := get(t, d.URL("/sub/a.txt"))
+		return resp.StatusCode, string(body)
+	}
+	if code, body := getBody(); code != 200 || body != "inside\n" {
+		t.Fatalf("first GET: %d %q", code, body)
+	}
+	if code, _ := getBody(); code != 200 {
+		t.Fatalf("second GET: %d", code)
+	}
+	waitFor(t, "a cached answer in the access log", func() bool {
+		for _, l := range d.Lines("request") {
+			if l["uri"] == "/sub/a.txt" && l["outcome"] == "cached" {
+				return true
+			}
+		}
+		return false
+	})
+
+	if err := os.WriteFile(path, []byte("rewritten, longer\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := getBody(); code != 200 || body != "rewritten, longer\n" {
+		t.Fatalf("after rewrite: %d %q", code, body)
+	}
+
+	os.Remove(path)
+	if code, _ := getBody(); code != 404 {
+		t.Fatalf("after remove: %d, want 404", code)
+	}
+
+	if err := os.Symlink(filepath.Join(d.dir, "secret.txt"), path); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := getBody(); code == 200 || strings.Contains(body, "TOP-SECRET") {
+		t.Fatalf("after swapping in a symlink out of the root: %d %q", code, body)
+	}
+}

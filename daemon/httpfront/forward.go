@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,8 @@ type Forward struct {
 	// MaxBodyBytes bounds the request body (413 past it).
 	MaxBodyBytes int64
 	Log          *slog.Logger
+
+	files fileCache
 }
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, sdk.ChunkSize); return &b }}
@@ -37,6 +40,16 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, sdk.ChunkSize); re
 func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := infoFrom(r.Context())
 	info.route, info.plugin = f.Route, f.Plugin.Name()
+	if cacheable(r) {
+		if e := f.files.get(r.URL.Path); e != nil {
+			if fh, err := sdk.OpenFile(e.file); err == nil {
+				info.outcome = "cached"
+				serveOpenFile(w, r, e.head, e.answer, fh)
+				return
+			}
+			f.files.drop(r.URL.Path, e)
+		}
+	}
 	if r.ContentLength > f.MaxBodyBytes {
 		fail(w, r, &Error{Status: http.StatusRequestEntityTooLarge, Msg: "request body too large", Close: true})
 		return
@@ -299,6 +312,15 @@ func (f *Forward) serveFile(w http.ResponseWriter, r *http.Request, head *plugin
 	if err != nil {
 		return &Error{Status: http.StatusServiceUnavailable, Msg: "file is changing, try again", RetryAfter: 1, Retry: true, Err: err}
 	}
+	if fa.GetCacheable() && cacheable(r) {
+		f.files.put(r.URL.Path, head, fa, file)
+	}
+	serveOpenFile(w, r, head, fa, fh)
+	return nil
+}
+
+// serveOpenFile answers with an opened, verified file and closes it.
+func serveOpenFile(w http.ResponseWriter, r *http.Request, head *pluginpb.HTTPResponse, fa *pluginpb.FileAnswer, fh *os.File) {
 	defer fh.Close()
 	hdr := w.Header()
 	copyHeaders(hdr, head.GetHeaders())
@@ -308,8 +330,7 @@ func (f *Forward) serveFile(w http.ResponseWriter, r *http.Request, head *plugin
 	if et := fa.GetEtag(); et != "" {
 		hdr.Set("Etag", et)
 	}
-	http.ServeContent(w, r, fa.GetPath(), time.Unix(0, id.GetMtimeUnixNano()), fh)
-	return nil
+	http.ServeContent(w, r, fa.GetPath(), time.Unix(0, fa.GetIdentity().GetMtimeUnixNano()), fh)
 }
 
 func copyHeaders(dst http.Header, src []*pluginpb.Header) {

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,6 +31,9 @@ func (testkit) Describe() sdk.Description {
 		Version: "0.0.0-test",
 		RouteSchema: sdk.Schema{
 			{Name: "mode", Type: "string", Description: "what the route does"},
+		},
+		ListenerSchema: sdk.Schema{
+			{Name: "mode", Type: "string", Description: "echo: echo lines; a line \"crash\" kills the plugin"},
 		},
 	}
 }
@@ -109,6 +113,21 @@ func (k *testkit) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// ServeStream echoes each line back until the client half-closes; the line
+// "crash" kills the whole plugin process mid-connection.
+func (k *testkit) ServeStream(ctx context.Context, c *sdk.Conn) error {
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		if sc.Text() == "crash" {
+			os.Exit(4)
+		}
+		if _, err := fmt.Fprintf(c, "%s\n", sc.Text()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func main() { sdk.Serve(&testkit{}) }
