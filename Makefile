@@ -29,6 +29,12 @@ test: vet
 vet:
 	$(GO) vet ./...
 
+# socketd next to nginx, Caddy, nginx→Go and Python's http.server, driven
+# by wrk (bench/main.go; installs wrk, nginx and caddy when run as root).
+# A few minutes; results also in bench/results/latest.json.
+bench: build
+	$(GO) run ./bench
+
 # Regenerate the plugin protocol's Go code (committed). Needs protoc
 # (Debian: protobuf-compiler); the Go generators are pinned here.
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"time"
+)
+
+var (
+	reqRe      = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	xferRe     = regexp.MustCompile(`Transfer/sec:\s+([\d.]+)([KMG]?B)`)
+	pctRe      = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$`)
+	sockErrRe  = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	non2xxRe   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	unitFactor = map[string]float64{"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
+)
+
+// runWrk drives one target for -duration with one wrk thread.
+func runWrk(t target) (sample, error) {
+	args := []string{"-t1", fmt.Sprintf("-c%d", t.Conns), "-d" + duration.String(), "--latency", t.URL}
+	outb, err := exec.Command("wrk", args...).CombinedOutput()
+	out := string(outb)
+	if err != nil {
+		return sample{}, fmt.Errorf("wrk %v: %v\n%s", args, err, out)
+	}
+	var s sample
+	m := reqRe.FindStringSubmatch(out)
+	if m == nil {
+		return s, fmt.Errorf("no Requests/sec in wrk output:\n%s", out)
+	}
+	s.ReqPerSec, _ = strconv.ParseFloat(m[1], 64)
+	if m := xferRe.FindStringSubmatch(out); m != nil {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		s.BytesPerSec = v * unitFactor[m[2]]
+	}
+	for _, m := range pctRe.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		d := time.Duration(v * float64(map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[3]]))
+		if m[1] == "50" {
+			s.P50 = d
+		} else {
+			s.P99 = d
+		}
+	}
+	if m := sockErrRe.FindStringSubmatch(out); m != nil {
+		for _, x := range m[1:] {
+			n, _ := strconv.Atoi(x)
+			s.Errors += n
+		}
+	}
+	if m := non2xxRe.FindStringSubmatch(out); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		s.Errors += n
+	}
+	return s, nil
+}
+
+// daemonFigures are the goals about socketd itself (issue: performance).
+type daemonFigures struct {
+	StartupMedianMS   float64 `json:"startup_median_ms"`
+	StartupSamplesMS  []float64
+	Plugins           int
+	RSSIdleMB         float64 `json:"rss_idle_mb"`
+	RSSDuringBigMB    float64 `json:"rss_during_10mb_mb"`
+	IdleConns         int     `json:"idle_keepalive_conns"`
+	RSSWithIdleConnMB float64 `json:"rss_with_idle_conns_mb"`
+}
+
+func measureDaemon(dir, bin string, running *server, peakBigKB int64) daemonFigures {
+	f := daemonFigures{Plugins: 2, RSSDuringBigMB: float64(peakBigKB) / 1024}
+	// Start-up: exec to the first answered request, with its plugins.
+	for i := 0; i < 5; i++ {
+		s := startSocketd(filepath.Join(dir, fmt.Sprintf("start%d", i)), filepath.Join(dir, "www"), bin)
+		f.StartupSamplesMS = append(f.StartupSamplesMS, float64(s.ready.Microseconds())/1000)
+		s.stop()
+	}
+	xs := append([]float64(nil), f.StartupSamplesMS...)
+	sort.Float64s(xs)
+	f.StartupMedianMS = xs[len(xs)/2]
+
+	// Idle keep-alive connections: a fresh daemon, one request each, then
+	// they stay open.
+	s := startSocketd(filepath.Join(dir, "idle"), filepath.Join(dir, "www"), bin)
+	defer s.stop()
+	f.RSSIdleMB = float64(rssKB(s.cmd.Process.Pid, "VmRSS")) / 1024
+	if *idleConns > 0 {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for i := 0; i < *idleConns; i++ {
+			c, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				fmt.Printf("idle connections: stopped at %d: %v\n", i, err)
+				break
+			}
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				c.Close()
+				fmt.Printf("idle connections: stopped at %d: %v\n", i, err)
+				break
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			conns = append(conns, c)
+		}
+		time.Sleep(500 * time.Millisecond)
+		f.IdleConns = len(conns)
+		f.RSSWithIdleConnMB = float64(rssKB(s.cmd.Process.Pid, "VmRSS")) / 1024
+	}
+	fmt.Printf("\nsocketd start-up with %d plugins, exec to first answer: median %.1f ms (%v)\n",
+		f.Plugins, f.StartupMedianMS, f.StartupSamplesMS)
+	fmt.Printf("socketd RSS: idle %.1f MB, while serving the 10 MB file %.1f MB, with %d idle keep-alive connections %.1f MB\n",
+		f.RSSIdleMB, f.RSSDuringBigMB, f.IdleConns, f.RSSWithIdleConnMB)
+	return f
+}
