@@ -40,9 +40,10 @@ bench: build
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 proto:
-	GOBIN=$(CURDIR)/.tools $(GO) install $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC)
-	PATH="$(CURDIR)/.tools:$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
-		--go-grpc_out=. --go-grpc_opt=paths=source_relative sdk/proto/socketd.proto
+	GOBIN=$(CURDIR)/.tools $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(CURDIR)/.tools $(GO) install $(PROTOC_GEN_GO_GRPC)
+	cd sdk/proto && PATH="$(CURDIR)/.tools:$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative socketd.proto
 
 clean:
 	rm -rf $(BIN) .tools

@@ -41,7 +41,7 @@ type grpcPlugin struct {
 }
 
 func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pluginpb.RegisterPluginServer(s, newServer(p.impl))
+	RegisterServer(s, p.impl)
 	return nil
 }
 

@@ -2,12 +2,14 @@ package sdk
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -46,7 +48,8 @@ func runHandler(h http.Handler, w *responseWriter, r *http.Request) (err error) 
 				err = status.Error(codes.Aborted, "handler aborted the response")
 				return
 			}
-			slog.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
+			slog.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "route", RouteID(r),
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			if w.headSent {
 				err = status.Error(codes.Internal, "handler panicked")
 				return
@@ -89,7 +92,14 @@ func newRequest(ctx context.Context, head *pluginpb.HTTPRequest, body io.ReadClo
 	for k, v := range head.GetPathValues() {
 		r.SetPathValue(k, v)
 	}
+	if head.GetTls() {
+		// The core terminated TLS; what it would take to say more (peer
+		// certificates, ALPN) does not cross the protocol, so this only
+		// tells handlers that check r.TLS != nil, as net/http code does.
+		r.TLS = &tls.ConnectionState{}
+	}
 	ctx = context.WithValue(ctx, routeKey{}, head.GetRoute())
+	ctx = context.WithValue(ctx, listenerKey{}, head.GetListener())
 	return r.WithContext(ctx), nil
 }
 
@@ -220,65 +230,4 @@ func headersToProto(h http.Header) []*pluginpb.Header {
 		out = append(out, &pluginpb.Header{Name: k, Values: v})
 	}
 	return out
-}
-
-// File is a file on disk that the core should serve for a plugin, with the
-// identity the plugin resolved. Build it with FileFor.
-type File struct {
-	// Path is absolute.
-	Path     string
-	Identity FileIdentity
-	// ContentType may be empty: the core then sniffs it.
-	ContentType string
-	// ETag is a strong validator, quoted. Empty: none is sent.
-	ETag string
-	// Cacheable promises the answer depends only on the method (GET/HEAD)
-	// and path, so the core may reuse it while the file is unchanged.
-	Cacheable bool
-}
-
-// FileIdentity pins the exact file the plugin resolved; the core serves the
-// file only if what it opens has the same identity.
-type FileIdentity struct {
-	Device, Inode uint64
-	Size          int64
-	ModTimeNanos  int64
-}
-
-// ServeFile answers r with f. Inside socketd the core serves the file itself
-// (Range, If-None-Match, HEAD, sendfile) so its bytes never cross the plugin
-// connection; headers set on w (Cache-Control, ...) go along. Outside socketd
-// (a handler under httptest) it falls back to http.ServeContent.
-func ServeFile(w http.ResponseWriter, r *http.Request, f File) {
-	if sw, ok := w.(*responseWriter); ok {
-		sw.file = &pluginpb.FileAnswer{
-			Path: f.Path,
-			Identity: &pluginpb.FileIdentity{
-				Device: f.Identity.Device, Inode: f.Identity.Inode,
-				Size: f.Identity.Size, MtimeUnixNano: f.Identity.ModTimeNanos,
-			},
-			ContentType: f.ContentType,
-			Etag:        f.ETag,
-			Cacheable:   f.Cacheable,
-		}
-		sw.WriteHeader(http.StatusOK)
-		return
-	}
-	serveFileDirect(w, r, f)
-}
-
-func serveFileDirect(w http.ResponseWriter, r *http.Request, f File) {
-	fh, err := OpenFile(f)
-	if err != nil {
-		http.Error(w, "file changed while serving", http.StatusServiceUnavailable)
-		return
-	}
-	defer fh.Close()
-	if f.ContentType != "" {
-		w.Header().Set("Content-Type", f.ContentType)
-	}
-	if f.ETag != "" {
-		w.Header().Set("Etag", f.ETag)
-	}
-	http.ServeContent(w, r, "", modTime(f.Identity), fh)
 }

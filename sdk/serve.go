@@ -18,7 +18,10 @@ import (
 //
 //	func main() { sdk.Serve(&myPlugin{}) }
 //
-// Run by hand (not by socketd), it prints a short explanation and exits 1.
+// It sets log/slog's default logger to Logger, so plugin code logs with
+// slog.Info and friends. It returns only when the core is gone, and exits
+// the process when the core that started it dies. Run by hand (not by
+// socketd), it prints a short explanation and exits 1.
 func Serve(p Plugin) {
 	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
 		d := p.Describe()

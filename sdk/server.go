@@ -4,13 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"runtime/debug"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
+
+// RegisterServer registers p as the socketd plugin service on s. Serve does
+// this inside go-plugin's server, and sdktest on an in-process one; a
+// plugin's main calls Serve, not this.
+func RegisterServer(s grpc.ServiceRegistrar, p Plugin) {
+	pluginpb.RegisterPluginServer(s, newServer(p))
+}
 
 // server adapts a Plugin to the generated gRPC service.
 type server struct {
@@ -29,7 +39,19 @@ func newServer(p Plugin) *server {
 	return s
 }
 
-func (s *server) Describe(context.Context, *pluginpb.DescribeRequest) (*pluginpb.DescribeResponse, error) {
+// recovered turns a panic in plugin code into a logged error, so one bad
+// call cannot end the process and every connection it serves.
+func recovered(what string, err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	slog.Error("panic "+what, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	*err = status.Errorf(codes.Internal, "plugin panicked %s: %v", what, p)
+}
+
+func (s *server) Describe(context.Context, *pluginpb.DescribeRequest) (_ *pluginpb.DescribeResponse, err error) {
+	defer recovered("describing itself", &err)
 	d := s.impl.Describe()
 	resp := &pluginpb.DescribeResponse{
 		Name:           d.Name,
@@ -53,28 +75,30 @@ func (s *server) Describe(context.Context, *pluginpb.DescribeRequest) (*pluginpb
 func schemaToProto(s Schema) *pluginpb.Schema {
 	out := &pluginpb.Schema{}
 	for _, a := range s {
-		out.Attributes = append(out.Attributes, &pluginpb.Attribute{
-			Name: a.Name, Type: a.Type, Required: a.Required, Description: a.Description,
-		})
+		pa := &pluginpb.Attribute{Name: a.Name, Type: a.Type, Required: a.Required, Description: a.Description}
+		if a.Default != nil {
+			b, err := json.Marshal(a.Default)
+			if err != nil {
+				slog.Error("attribute default cannot be marshalled to JSON; ignored", "attribute", a.Name, "error", err)
+			} else {
+				pa.DefaultJson = string(b)
+			}
+		}
+		out.Attributes = append(out.Attributes, pa)
 	}
 	return out
 }
 
+// listenerProtocols maps the wire's protocols to ListenerConfig.Protocol.
+var listenerProtocols = map[pluginpb.Protocol]string{
+	pluginpb.Protocol_PROTOCOL_STREAM:   "tcp",
+	pluginpb.Protocol_PROTOCOL_DATAGRAM: "udp",
+	pluginpb.Protocol_PROTOCOL_HTTP:     "http",
+}
+
 func (s *server) Configure(ctx context.Context, req *pluginpb.ConfigureRequest) (*pluginpb.ConfigureResponse, error) {
-	cfg := &Config{Plugin: RawConfig(req.GetPluginConfig())}
-	for _, r := range req.GetRoutes() {
-		cfg.Routes = append(cfg.Routes, RouteConfig{ID: r.GetId(), Config: RawConfig(r.GetConfig())})
-	}
-	for _, l := range req.GetListeners() {
-		proto := "tcp"
-		if l.GetProtocol() == pluginpb.Protocol_PROTOCOL_DATAGRAM {
-			proto = "udp"
-		}
-		cfg.Listeners = append(cfg.Listeners, ListenerConfig{Name: l.GetName(), Protocol: proto, Config: RawConfig(l.GetConfig())})
-	}
-	diags := s.impl.Configure(ctx, cfg)
 	resp := &pluginpb.ConfigureResponse{}
-	for _, d := range diags {
+	for _, d := range s.configure(ctx, req) {
 		sev := pluginpb.Severity_SEVERITY_ERROR
 		if d.Severity == Warning {
 			sev = pluginpb.Severity_SEVERITY_WARNING
@@ -87,6 +111,33 @@ func (s *server) Configure(ctx context.Context, req *pluginpb.ConfigureRequest) 
 	return resp, nil
 }
 
+// configure calls the plugin's Configure. A panic there refuses the config
+// like any other invalid one, with the reason, since a plugin that failed
+// half-way through cannot be trusted to serve it.
+func (s *server) configure(ctx context.Context, req *pluginpb.ConfigureRequest) (diags Diagnostics) {
+	defer func() {
+		if p := recover(); p != nil {
+			slog.Error("panic while configuring", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			diags = Diagnostics{{
+				Severity: Error,
+				Summary:  "The plugin failed while reading its configuration",
+				Detail:   fmt.Sprintf("It panicked: %v. This is a bug in the plugin; report it to its author.", p),
+			}}
+		}
+	}()
+	d := s.impl.Describe()
+	cfg := &Config{Plugin: withDefaults(req.GetPluginConfig(), d.PluginSchema)}
+	for _, r := range req.GetRoutes() {
+		cfg.Routes = append(cfg.Routes, RouteConfig{ID: r.GetId(), Config: withDefaults(r.GetConfig(), d.RouteSchema)})
+	}
+	for _, l := range req.GetListeners() {
+		cfg.Listeners = append(cfg.Listeners, ListenerConfig{
+			Name: l.GetName(), Protocol: listenerProtocols[l.GetProtocol()], Config: withDefaults(l.GetConfig(), d.ListenerSchema),
+		})
+	}
+	return s.impl.Configure(ctx, cfg)
+}
+
 func (s *server) ServeHTTP(stream pluginpb.Plugin_ServeHTTPServer) error {
 	if s.http == nil {
 		return status.Error(codes.Unimplemented, "this plugin does not serve HTTP")
@@ -94,17 +145,19 @@ func (s *server) ServeHTTP(stream pluginpb.Plugin_ServeHTTPServer) error {
 	return serveHTTPStream(s.http, stream)
 }
 
-func (s *server) ServeStream(stream pluginpb.Plugin_ServeStreamServer) error {
+func (s *server) ServeStream(stream pluginpb.Plugin_ServeStreamServer) (err error) {
 	if s.stream == nil {
 		return status.Error(codes.Unimplemented, "this plugin does not serve tcp streams")
 	}
+	defer recovered("serving a tcp connection", &err)
 	return serveStream(s.stream, stream)
 }
 
-func (s *server) ServeDatagram(ctx context.Context, d *pluginpb.Datagram) (*pluginpb.DatagramReply, error) {
+func (s *server) ServeDatagram(ctx context.Context, d *pluginpb.Datagram) (_ *pluginpb.DatagramReply, err error) {
 	if s.datagram == nil {
 		return nil, status.Error(codes.Unimplemented, "this plugin does not serve datagrams")
 	}
+	defer recovered("serving a datagram", &err)
 	out, err := s.datagram.ServeDatagram(ctx, &Datagram{
 		Listener: d.GetListener(), RemoteAddr: d.GetRemoteAddr(), Data: d.GetData(),
 	})
@@ -114,7 +167,8 @@ func (s *server) ServeDatagram(ctx context.Context, d *pluginpb.Datagram) (*plug
 	return &pluginpb.DatagramReply{Data: out}, nil
 }
 
-// MustJSON marshals v for a test's Config; it panics on error.
+// MustJSON marshals v into a RawConfig, for tests that build a Config by
+// hand; it panics on error.
 func MustJSON(v any) RawConfig {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -307,7 +307,13 @@ type Attribute struct {
 	Type     string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	Required bool   `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
 	// One sentence for `socketd plugins` and for error messages.
-	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// The value the plugin uses when the attribute is absent, as JSON text
+	// ("\"UTC\"", "50", "[\"index.html\"]"); empty when there is none. It is
+	// documentation for `socketd plugins`: the core still sends an absent
+	// attribute as null, and the plugin applies its default (the Go SDK does
+	// this before Configure).
+	DefaultJson   string `protobuf:"bytes,5,opt,name=default_json,json=defaultJson,proto3" json:"default_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -366,6 +372,13 @@ func (x *Attribute) GetRequired() bool {
 func (x *Attribute) GetDescription() string {
 	if x != nil {
 		return x.Description
+	}
+	return ""
+}
+
+func (x *Attribute) GetDefaultJson() string {
+	if x != nil {
+		return x.DefaultJson
 	}
 	return ""
 }
@@ -1463,12 +1476,13 @@ const file_socketd_proto_rawDesc = "" +
 	"\x06Schema\x12<\n" +
 	"\n" +
 	"attributes\x18\x01 \x03(\v2\x1c.socketd.plugin.v1.AttributeR\n" +
-	"attributes\"q\n" +
+	"attributes\"\x94\x01\n" +
 	"\tAttribute\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
 	"\brequired\x18\x03 \x01(\bR\brequired\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescription\"\xb0\x01\n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12!\n" +
+	"\fdefault_json\x18\x05 \x01(\tR\vdefaultJson\"\xb0\x01\n" +
 	"\x10ConfigureRequest\x12#\n" +
 	"\rplugin_config\x18\x01 \x01(\fR\fpluginConfig\x126\n" +
 	"\x06routes\x18\x02 \x03(\v2\x1e.socketd.plugin.v1.RouteConfigR\x06routes\x12?\n" +
