@@ -79,3 +79,60 @@ route "GET /" {
 route "GET /time" {
   plugin = "timeserver"
 }
+
+# --- guestbook (the tutorial's LAMP step; plugins/sqlite/README.md) ---
+# A guestbook in SQLite: ./data/guestbook.db is created at start, the schema
+# applied once, and each new file of ./data/migrations after it. Try it in a
+# browser at http://127.0.0.1:8000/guestbook, or:
+#   curl -d name=Ada -d message=Hello 127.0.0.1:8000/guestbook
+#   curl '127.0.0.1:8000/api/entries?limit=5'
+#   curl '127.0.0.1:8000/api/entries?_format=csv'
+# The entries are in ./data/guestbook.db (git-ignored); remove it to start over.
+plugin "sqlite" {
+  config {
+    database   = "./data/guestbook.db"
+    schema     = file("./data/schema.sql")
+    migrations = "./data/migrations"
+  }
+}
+
+# The page: the latest entries and the form (html/template, auto-escaped).
+route "GET /guestbook" {
+  plugin = "sqlite"
+  config {
+    query    = "SELECT id, name, message, created FROM entries ORDER BY id DESC LIMIT :limit"
+    params   = { limit = { type = "integer", default = 50, min = 1, max = 500 } }
+    template = "./data/guestbook.html"
+  }
+}
+
+# Signing: a form gets 303 back to the page, a JSON client gets JSON.
+route "POST /guestbook" {
+  plugin = "sqlite"
+  config {
+    exec = "INSERT INTO entries (name, message) VALUES (:name, :message) RETURNING id, created"
+    params = {
+      name    = { type = "text", required = true, max_length = 100 }
+      message = { type = "text", required = true, max_length = 2000 }
+    }
+    redirect = "/guestbook?added={id}#entry-{id}"
+  }
+}
+
+# The same entries as JSON (or ?_format=csv, ndjson, html).
+route "GET /api/entries" {
+  plugin = "sqlite"
+  config {
+    query  = "SELECT id, name, message, created FROM entries ORDER BY id DESC LIMIT :limit"
+    params = { limit = { type = "integer", default = 50, min = 1, max = 500 } }
+  }
+}
+
+# One entry by id: a {name} of the path is a parameter.
+route "GET /api/entries/{id}" {
+  plugin = "sqlite"
+  config {
+    query  = "SELECT id, name, message, created FROM entries WHERE id = :id"
+    params = { id = { type = "integer", required = true } }
+  }
+}
