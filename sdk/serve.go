@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -38,7 +39,14 @@ func Serve(p Plugin) {
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts,
 				grpc.MaxRecvMsgSize(MaxMessageBytes),
-				grpc.MaxSendMsgSize(MaxMessageBytes))
+				grpc.MaxSendMsgSize(MaxMessageBytes),
+				// One call per request: reuse worker goroutines instead of
+				// starting one per stream, and share write buffers across
+				// the many short streams.
+				grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+				grpc.SharedWriteBuffer(true),
+				grpc.InitialWindowSize(1<<20),
+				grpc.InitialConnWindowSize(4<<20))
 			return grpc.NewServer(opts...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{

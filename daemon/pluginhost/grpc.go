@@ -9,5 +9,6 @@ func dialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithInitialWindowSize(1 << 20),
 		grpc.WithInitialConnWindowSize(4 << 20),
+		grpc.WithSharedWriteBuffer(true),
 	}
 }
