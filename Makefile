@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # Every folder under plugins/ is a plugin named after it.
 PLUGINS := $(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/main.go))))
 
-.PHONY: build run test vet bench proto clean
+.PHONY: build run test vet bench proto clean install
 
 build:
 	@mkdir -p $(BIN)
@@ -47,3 +47,40 @@ proto:
 
 clean:
 	rm -rf $(BIN) .tools
+
+# Install the daemon, the plugins, the tutorial's www/, the systemd units
+# and an example config (kept if one is already there). Paths in the units
+# and the config follow PREFIX; DESTDIR stages the tree for a package:
+#   sudo make install && sudo systemctl daemon-reload
+#   make install DESTDIR=/tmp/pkg PREFIX=/usr
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+PLUGINDIR  ?= $(PREFIX)/lib/socketd/plugins
+DATADIR    ?= $(PREFIX)/share/socketd
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+INSTALL    ?= install
+SUBST := sed -e 's|/usr/local/bin/socketd|$(BINDIR)/socketd|g' \
+	-e 's|/usr/local/lib/socketd/plugins|$(PLUGINDIR)|g' \
+	-e 's|/usr/local/share/socketd|$(DATADIR)|g' \
+	-e 's|/etc/socketd/|$(SYSCONFDIR)/socketd/|g'
+install: build
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(DATADIR)/www \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/socketd
+	$(INSTALL) -m 0755 $(BIN)/socketd $(DESTDIR)$(BINDIR)/socketd
+	@for p in $(PLUGINS); do \
+		echo "$(INSTALL) -m 0755 $(BIN)/socketd-plugin-$$p $(DESTDIR)$(PLUGINDIR)/"; \
+		$(INSTALL) -m 0755 $(BIN)/socketd-plugin-$$p $(DESTDIR)$(PLUGINDIR)/ || exit 1; \
+	done
+	$(INSTALL) -m 0644 www/* $(DESTDIR)$(DATADIR)/www/
+	$(SUBST) deploy/systemd/socketd.service > $(DESTDIR)$(UNITDIR)/socketd.service
+	$(SUBST) deploy/systemd/socketd.socket > $(DESTDIR)$(UNITDIR)/socketd.socket
+	chmod 0644 $(DESTDIR)$(UNITDIR)/socketd.service $(DESTDIR)$(UNITDIR)/socketd.socket
+	$(SUBST) deploy/systemd/config.hcl > $(DESTDIR)$(SYSCONFDIR)/socketd/config.hcl.example
+	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/socketd/config.hcl.example
+	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/socketd/config.hcl ]; then \
+		echo "cp config.hcl.example $(DESTDIR)$(SYSCONFDIR)/socketd/config.hcl"; \
+		cp $(DESTDIR)$(SYSCONFDIR)/socketd/config.hcl.example $(DESTDIR)$(SYSCONFDIR)/socketd/config.hcl; \
+	else \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/socketd/config.hcl (the new example is config.hcl.example)"; \
+	fi

@@ -133,7 +133,14 @@ func (c *Config) checkAddresses() hcl.Diagnostics {
 		network, host, port string
 	}
 	var seen []bound
-	for _, l := range c.Listeners {
+	listeners := c.Listeners
+	if c.Admin != nil && c.Admin.Address != "" {
+		// The admin listener binds like an http listener; named for messages.
+		listeners = append(slices.Clip(listeners), &Listener{
+			Name: "admin block", Protocol: "http", Address: c.Admin.Address, addrRange: c.Admin.addrRange,
+		})
+	}
+	for _, l := range listeners {
 		if l.Address == "" || l.Protocol == "" {
 			continue
 		}

@@ -31,6 +31,8 @@ type Config struct {
 	Dir             string        // absolute folder of the config file; relative paths start here
 	PluginDir       string        // absolute; plugin_dir, default "./bin" relative to Dir
 	ShutdownTimeout time.Duration // shutdown_timeout, default 10s
+	PIDFile         string        // pid_file, absolute; "" (the default) writes none
+	Admin           *Admin        // admin { }, nil if absent
 	Listeners       []*Listener
 	Plugins         []*Plugin
 	Routes          []*Route
@@ -66,6 +68,19 @@ type Listener struct {
 
 	addrRange hcl.Range
 }
+
+// Admin is the admin block: an HTTP listener of socketd's own with
+// /healthz, /readyz and Prometheus /metrics.
+type Admin struct {
+	Address string // address, default "127.0.0.1:9180": loopback only
+
+	DeclRange hcl.Range
+
+	addrRange hcl.Range
+}
+
+// DefaultAdminAddress is where admin { } listens when it names no address.
+const DefaultAdminAddress = "127.0.0.1:9180"
 
 // Plugin is a plugin block: a plugin binary socketd starts and the config it
 // is handed.
@@ -105,8 +120,9 @@ const (
 )
 
 var rootSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "plugin_dir"}, {Name: "shutdown_timeout"}},
+	Attributes: []hcl.AttributeSchema{{Name: "pid_file"}, {Name: "plugin_dir"}, {Name: "shutdown_timeout"}},
 	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "admin"},
 		{Type: "listener", LabelNames: []string{"name"}},
 		{Type: "plugin", LabelNames: []string{"name"}},
 		{Type: "route", LabelNames: []string{"pattern"}},
@@ -148,9 +164,27 @@ func Parse(filename string, src []byte) (*Config, hcl.Diagnostics) {
 		}
 	}
 	dec.duration(content.Attributes["shutdown_timeout"], &c.ShutdownTimeout)
+	if a := content.Attributes["pid_file"]; a != nil {
+		var p string
+		if dec.str(a, &p) {
+			if p == "" {
+				dec.errorf(a.Expr.Range(), "Missing value",
+					`pid_file cannot be empty. Name a file, like "/run/socketd/socketd.pid", or remove the attribute.`)
+			} else {
+				c.PIDFile = c.abs(p)
+			}
+		}
+	}
 
 	for _, b := range content.Blocks {
 		switch b.Type {
+		case "admin":
+			if c.Admin != nil {
+				dec.errorf(b.DefRange, "Duplicate admin block",
+					"An admin block is also defined at %s. socketd has one admin listener; merge the blocks.", pos(c.Admin.DeclRange))
+				continue
+			}
+			c.Admin = dec.admin(b)
 		case "listener":
 			if l := dec.listener(b); l != nil {
 				c.Listeners = append(c.Listeners, l)

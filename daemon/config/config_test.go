@@ -122,6 +122,12 @@ func runGolden(t *testing.T, ar *txtar.Archive) string {
 	{
 		line("plugin_dir %s", c.display(c.PluginDir))
 		line("shutdown_timeout %s", c.ShutdownTimeout)
+		if c.PIDFile != "" {
+			line("pid_file %s", c.display(c.PIDFile))
+		}
+		if c.Admin != nil {
+			line("admin %s", c.Admin.Address)
+		}
 		for _, l := range c.Listeners {
 			switch l.Protocol {
 			case "http":

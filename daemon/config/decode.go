@@ -1,9 +1,11 @@
 package config
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
 	"net"
@@ -316,6 +318,24 @@ func (d *decoder) prefixes(a *hcl.Attribute) []netip.Prefix {
 	return out
 }
 
+var adminSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "address"}}}
+
+func (d *decoder) admin(b *hcl.Block) *Admin {
+	content, diags := b.Body.Content(adminSchema)
+	d.diags = append(d.diags, diags...)
+	a := &Admin{Address: DefaultAdminAddress, DeclRange: b.DefRange, addrRange: b.DefRange}
+	if attr := content.Attributes["address"]; d.str(attr, &a.Address) {
+		a.addrRange = attr.Expr.Range()
+		if err := checkAddress(a.Address); err != nil {
+			d.errorf(attr.Expr.Range(), "Invalid address",
+				`%q is not a host:port address: %v. Write it like "127.0.0.1:9180"; keep it on loopback unless a firewall guards it.`,
+				a.Address, err)
+			a.Address = ""
+		}
+	}
+	return a
+}
+
 var pluginSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "max_concurrency"}, {Name: "sha256"}, {Name: "start_timeout"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "config"}},
@@ -342,17 +362,40 @@ func (d *decoder) plugin(b *hcl.Block, dir string, dirOK bool) *Plugin {
 				"sha256 must be 64 hexadecimal digits, as printed by `sha256sum socketd-plugin-%s`.", p.Name)
 		}
 	}
-	if dirOK {
-		d.checkBinary(p, dir)
+	if dirOK && d.checkBinary(p, dir) && len(p.SHA256) == 64 {
+		d.checkSHA256(p, content.Attributes["sha256"])
 	}
 	return p
 }
 
+// checkSHA256 compares the binary with its pin now, so a mismatch is
+// reported at the sha256 attribute, not as a failed start. (go-plugin checks
+// again when it starts the binary.)
+func (d *decoder) checkSHA256(p *Plugin, a *hcl.Attribute) {
+	f, err := os.Open(p.Binary)
+	if err != nil {
+		return // checkBinary has had its say; the start will report the rest
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != p.SHA256 {
+		d.errorf(a.Expr.Range(), "Plugin binary does not match sha256",
+			"%s has sha256 %s, but this block pins %s. If the new binary is the one you trust, set sha256 to its sum (sha256sum %s); otherwise put the pinned binary back.",
+			d.c.display(p.Binary), got, p.SHA256, filepath.Base(p.Binary))
+	}
+}
+
 // checkBinary reports a missing plugin binary now, at the plugin block,
-// rather than as a failed start later with no position.
-func (d *decoder) checkBinary(p *Plugin, dir string) {
+// rather than as a failed start later with no position. It reports whether
+// the binary is there.
+func (d *decoder) checkBinary(p *Plugin, dir string) bool {
 	fi, err := os.Stat(p.Binary)
 	switch {
+	default:
+		return true
 	case err != nil:
 		d.errorf(p.DeclRange, "Plugin binary not found",
 			"socketd looked for %s in plugin_dir (%s) and found nothing there. Build or copy the plugin into that folder, or set plugin_dir to the folder that holds it.",
@@ -361,6 +404,7 @@ func (d *decoder) checkBinary(p *Plugin, dir string) {
 		d.errorf(p.DeclRange, "Plugin binary not executable",
 			"%s is not an executable file. Make it executable (chmod +x), or point plugin_dir at the right folder.", d.c.display(p.Binary))
 	}
+	return false
 }
 
 var routeSchema = &hcl.BodySchema{

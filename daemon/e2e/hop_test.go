@@ -298,25 +298,23 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
-// pluginPIDs lists the children of pid.
+// pluginPIDs lists the children of pid. The kernel files each child under
+// the thread that started it, so every thread's list is read.
 func pluginPIDs(t testing.TB, pid int) []int {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		t.Skipf("cannot list children: %v", err)
 	}
+	seen := map[int]bool{}
 	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		n, _ := strconv.Atoi(f)
-		out = append(out, n)
-	}
-	// Children are spread over the daemon's threads.
-	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	for _, task := range tasks {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
 		for _, f := range strings.Fields(string(b)) {
-			n, _ := strconv.Atoi(f)
-			out = append(out, n)
+			if n, err := strconv.Atoi(f); err == nil && !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
 		}
 	}
 	return out

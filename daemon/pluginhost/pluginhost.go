@@ -8,10 +8,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +65,9 @@ type Options struct {
 	MaxConcurrency int
 	// SHA256, if set, pins the binary (go-plugin SecureConfig).
 	SHA256 []byte
+	// OnRestart, if set, is called each time a crashed process has been
+	// replaced (for metrics).
+	OnRestart func()
 }
 
 // Pool owns the plugin processes of a daemon and the private directory
@@ -76,9 +81,12 @@ type Pool struct {
 }
 
 // NewPool creates the daemon-owned socket directory (0700, short path so
-// unix socket names stay under the kernel's 108-byte limit).
+// unix socket names stay under the kernel's 108-byte limit). Its name
+// carries the daemon's pid, so a later daemon can tell a directory left
+// behind by one that was killed (removeStale) from one still in use.
 func NewPool(log *slog.Logger) (*Pool, error) {
-	dir, err := os.MkdirTemp("", "socketd-")
+	removeStale(os.TempDir(), log)
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", sockDirPrefix, os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("create plugin socket directory: %w", err)
 	}
@@ -88,8 +96,14 @@ func NewPool(log *slog.Logger) (*Pool, error) {
 // Start launches a plugin and asks it to describe itself. It is not
 // supervised until Configure succeeds.
 func (p *Pool) Start(ctx context.Context, o Options) (*Plugin, error) {
+	sum, err := FileSHA256(o.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", o.Name, err)
+	}
 	pl := &Plugin{
 		opts:    o,
+		pool:    p,
+		sum:     sum,
 		sockDir: p.sockDir,
 		log:     p.log.With("plugin", o.Name),
 		sem:     make(chan struct{}, max(o.MaxConcurrency, 1)),
@@ -115,12 +129,17 @@ func (p *Pool) Start(ctx context.Context, o Options) (*Plugin, error) {
 	return pl, nil
 }
 
+func (p *Pool) remove(pl *Plugin) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.plugins = slices.DeleteFunc(p.plugins, func(x *Plugin) bool { return x == pl })
+}
+
 // Close stops every plugin (in parallel, each with go-plugin's graceful
 // then forced kill) and removes the socket directory.
 func (p *Pool) Close() {
 	p.mu.Lock()
-	plugins := p.plugins
-	p.plugins = nil
+	plugins := slices.Clone(p.plugins)
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, pl := range plugins {
@@ -130,10 +149,27 @@ func (p *Pool) Close() {
 	os.RemoveAll(p.sockDir)
 }
 
+// FileSHA256 returns the sha256 of a file's content: what a plugin block's
+// sha256 pins, and how a reload tells a replaced binary from the running one.
+func FileSHA256(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return h.Sum(nil), nil
+}
+
 // Plugin is one running plugin: its description, its current process and
 // the supervisor that replaces the process when it dies.
 type Plugin struct {
 	opts    Options
+	pool    *Pool
+	sum     []byte // sha256 of the binary when it was started
 	sockDir string
 	log     *slog.Logger
 	desc    *pluginpb.DescribeResponse
@@ -165,6 +201,51 @@ func (pl *Plugin) Description() *pluginpb.DescribeResponse { return pl.desc }
 
 // Restarts counts how often the process was replaced after a crash.
 func (pl *Plugin) Restarts() int64 { return pl.restarts.Load() }
+
+// Options returns the options the plugin was started with.
+func (pl *Plugin) Options() Options { return pl.opts }
+
+// BinarySHA256 returns the sha256 of the binary as it was when the plugin
+// started.
+func (pl *Plugin) BinarySHA256() []byte { return pl.sum }
+
+// State is a plugin's health as the supervisor sees it.
+type State int
+
+// The states of a plugin.
+const (
+	// Running: a process is up and answering.
+	Running State = iota
+	// Restarting: the process died and a new one is on its way.
+	Restarting
+	// Failed: it crashed repeatedly and stays down until the next reload.
+	Failed
+	// Stopped: Stop was called (a reload replaced it, or the daemon stops).
+	Stopped
+)
+
+// String names the state as metrics and logs show it.
+func (s State) String() string {
+	return [...]string{"running", "restarting", "failed", "stopped"}[s]
+}
+
+// State returns the plugin's state now.
+func (pl *Plugin) State() State {
+	select {
+	case <-pl.stop:
+		return Stopped
+	default:
+	}
+	if pl.cur.Load() != nil {
+		return Running
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.failed {
+		return Failed
+	}
+	return Restarting
+}
 
 // Serves reports whether the plugin declared protocol p.
 func (pl *Plugin) Serves(p pluginpb.Protocol) bool {
@@ -223,9 +304,16 @@ func explainStartError(o Options, err error) error {
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
 		return fmt.Errorf("plugin %s: the binary %s does not match the sha256 pinned in config", o.Name, o.Binary)
-	case strings.Contains(msg, "Incompatible API version"):
-		return fmt.Errorf("plugin %s speaks a protocol version this socketd does not (socketd speaks version %d): %w; rebuild the plugin against this socketd's sdk",
-			o.Name, sdk.ProtocolVersion, err)
+	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
+		// go-plugin: "incompatible API version with plugin. Plugin
+		// version: 2, Client versions: [1]".
+		theirs := "unknown"
+		if _, rest, ok := strings.Cut(msg, "Plugin version: "); ok {
+			theirs, _, _ = strings.Cut(rest, ",")
+		}
+		return fmt.Errorf("plugin %s (%s) speaks plugin protocol version %s, but this socketd speaks version %d: "+
+			"rebuild the plugin against this socketd's sdk, or run a socketd that speaks version %s",
+			o.Name, o.Binary, theirs, sdk.ProtocolVersion, theirs)
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
 		return fmt.Errorf("plugin %s did not complete its handshake within %s: is %s a socketd plugin?", o.Name, o.StartTimeout, o.Binary)
 	case strings.Contains(msg, "exited before we could connect") || strings.Contains(msg, "Unrecognized remote plugin message"):
@@ -345,6 +433,9 @@ func (pl *Plugin) Stop() {
 	if inst := pl.cur.Swap(nil); inst != nil {
 		inst.client.Kill()
 	}
+	if pl.pool != nil {
+		pl.pool.remove(pl)
+	}
 }
 
 // supervise waits for the process to die and replaces it, until Stop.
@@ -424,6 +515,9 @@ func (pl *Plugin) restart(backoff time.Duration) (*instance, bool) {
 			continue
 		}
 		pl.restarts.Add(1)
+		if pl.opts.OnRestart != nil {
+			pl.opts.OnRestart()
+		}
 		pl.mu.Lock()
 		pl.cur.Store(inst)
 		close(pl.ready)

@@ -1,42 +1,53 @@
 // Package server assembles a running socketd from a config: it starts and
 // configures the plugins, builds the route table, binds the listeners and
-// serves until told to stop.
+// serves until told to stop. Reload replaces one config with the next
+// while serving: unchanged plugin processes and sockets are kept, the rest
+// is started before anything is stopped, and the route table is swapped
+// atomically, so no request fails because of a reload.
 package server
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/socketd/socketd/daemon/admin"
 	"github.com/socketd/socketd/daemon/config"
-	"github.com/socketd/socketd/daemon/httpfront"
+	"github.com/socketd/socketd/daemon/listen"
+	"github.com/socketd/socketd/daemon/metrics"
 	"github.com/socketd/socketd/daemon/pluginhost"
 	"github.com/socketd/socketd/daemon/router"
-	"github.com/socketd/socketd/daemon/streamfront"
-	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
 
 // Daemon is a config brought to life.
 type Daemon struct {
-	cfg     *config.Config
 	log     *slog.Logger
 	pool    *pluginhost.Pool
-	plugins map[string]*pluginhost.Plugin
 	router  router.Router
+	metrics *metrics.Metrics
 
-	listeners map[string]net.Listener
-	packets   map[string]net.PacketConn
-}
-
-// front is what Serve runs on each bound socket.
-type front interface {
-	Shutdown(ctx context.Context) error
+	// mu serializes Bind, Start, Reload and Shutdown. Readers that must
+	// not wait for a reload in progress (readiness, metrics) use the
+	// atomics instead.
+	mu       sync.Mutex
+	cur      atomic.Pointer[generation]
+	started  atomic.Bool
+	stopping atomic.Bool
+	// sockets are the bound sockets by key (see socketKey); activated are
+	// the ones systemd passed in, by name, including those no listener
+	// uses (a later reload may name them).
+	sockets   map[string]*listen.Socket
+	activated map[string]*listen.Socket
+	fronts    map[string]*runningFront // by listener name
+	errc      chan error
+	// drains tracks replaced generations still finishing their requests.
+	drains sync.WaitGroup
 }
 
 // Prepare starts every plugin, checks each config block against the
@@ -48,314 +59,160 @@ func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon
 	if err != nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot start plugins", Detail: err.Error()}}
 	}
-	d := &Daemon{cfg: cfg, log: log, pool: pool, plugins: map[string]*pluginhost.Plugin{}}
-	diags := d.startPlugins(ctx)
-	if !diags.HasErrors() {
-		diags = append(diags, d.configurePlugins(ctx)...)
+	d := &Daemon{
+		log: log, pool: pool, metrics: metrics.New(),
+		sockets: map[string]*listen.Socket{}, fronts: map[string]*runningFront{},
+		errc: make(chan error, 1),
 	}
-	if !diags.HasErrors() {
-		if err := d.buildRoutes(); err != nil {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid routes", Detail: err.Error()})
-		}
-	}
+	g, diags := d.prepare(ctx, cfg, nil)
 	if diags.HasErrors() {
 		pool.Close()
 		return nil, diags
 	}
+	d.cur.Store(g)
+	d.router.Swap(g.table)
+	d.metrics.SetPlugins(d.pluginStates)
 	return d, diags
 }
 
-// startPlugins launches all plugins at once: start-up time is the slowest
-// plugin's, not the sum.
-func (d *Daemon) startPlugins(ctx context.Context) hcl.Diagnostics {
-	var (
-		mu    sync.Mutex
-		diags hcl.Diagnostics
-		wg    sync.WaitGroup
-	)
-	for _, p := range d.cfg.Plugins {
-		wg.Go(func() {
-			opts := pluginhost.Options{
-				Name: p.Name, Binary: p.Binary, Dir: d.cfg.Dir,
-				StartTimeout: p.StartTimeout, MaxConcurrency: p.MaxConcurrency,
-			}
-			if p.SHA256 != "" {
-				opts.SHA256, _ = hex.DecodeString(p.SHA256) // validated by config
-			}
-			pl, err := d.pool.Start(ctx, opts)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				rng := p.NameRange
-				diags = append(diags, &hcl.Diagnostic{
-					Severity: hcl.DiagError,
-					Summary:  "Plugin failed to start",
-					Detail:   err.Error(),
-					Subject:  &rng,
-				})
-				return
-			}
-			d.plugins[p.Name] = pl
-		})
+// Config returns the config being served.
+func (d *Daemon) Config() *config.Config { return d.cur.Load().cfg }
+
+// Metrics returns the daemon's Prometheus metrics.
+func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
+
+// Bind opens every listener. Sockets systemd passed in (socket
+// activation; see listen.Activated, which must run before any plugin
+// starts so they do not inherit LISTEN_FDS) serve the listener blocks of
+// the same name; the daemon owns them from now on, used or not. If a
+// listener fails, those already opened are closed: a daemon that cannot
+// serve its whole config serves none of it.
+func (d *Daemon) Bind(activated map[string]*listen.Socket) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if activated == nil {
+		activated = map[string]*listen.Socket{}
 	}
-	wg.Wait()
-	return diags
+	d.activated = activated
+	cfg := d.cur.Load().cfg
+	socks, fresh, err := d.acquire(cfg)
+	if err != nil {
+		closeSockets(fresh)
+		return err
+	}
+	d.sockets = socks
+	d.warnUnusedActivated(cfg)
+	return nil
 }
 
-func schemaOf(s *pluginpb.Schema) []config.Attribute {
-	var out []config.Attribute
-	for _, a := range s.GetAttributes() {
-		out = append(out, config.Attribute{Name: a.GetName(), Type: a.GetType(), Required: a.GetRequired(), Description: a.GetDescription()})
+// Start serves the bound listeners; it returns at once. Errors() reports a
+// listener that stopped by itself.
+func (d *Daemon) Start() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.started.Store(true)
+	d.startFronts(d.cur.Load())
+}
+
+// Errors reports the first listener that failed by itself (not by
+// Shutdown or a reload).
+func (d *Daemon) Errors() <-chan error { return d.errc }
+
+// Shutdown stops serving and drains: new connections are refused,
+// in-flight requests get up to the config's shutdown_timeout, and the
+// plugins are stopped last. It waits for replaced generations still
+// draining after a reload, whose bound is their own.
+func (d *Daemon) Shutdown() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopping.Swap(true) {
+		return
+	}
+	bound := d.cur.Load().cfg.ShutdownTimeout
+	d.log.Info("shutting down", "drain_bound", bound)
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	var fronts []*runningFront
+	for _, f := range d.fronts {
+		fronts = append(fronts, f)
+	}
+	d.shutdownFronts(ctx, fronts)
+	d.fronts = map[string]*runningFront{}
+	d.drains.Wait()
+	d.pool.Close()
+	closeSockets(d.sockets)
+	closeSockets(d.activated)
+	d.sockets, d.activated = nil, nil
+}
+
+// Serve is Start, then Shutdown once ctx ends or a listener fails.
+func (d *Daemon) Serve(ctx context.Context) error {
+	d.Start()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-d.errc:
+		err = fmt.Errorf("serve: %w", err)
+	}
+	d.Shutdown()
+	return err
+}
+
+// Close stops the plugins and frees their socket directory (for a Daemon
+// that was prepared but never served).
+func (d *Daemon) Close() {
+	d.pool.Close()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	closeSockets(d.sockets)
+	closeSockets(d.activated)
+	d.sockets, d.activated = nil, nil
+}
+
+// Plugins lists the running plugins by name.
+func (d *Daemon) Plugins() map[string]*pluginhost.Plugin {
+	out := map[string]*pluginhost.Plugin{}
+	for name, p := range d.cur.Load().plugins {
+		out[name] = p.Plugin
 	}
 	return out
 }
 
-var protocolNames = map[pluginpb.Protocol]string{
-	pluginpb.Protocol_PROTOCOL_HTTP:     "HTTP routes",
-	pluginpb.Protocol_PROTOCOL_STREAM:   "tcp listeners",
-	pluginpb.Protocol_PROTOCOL_DATAGRAM: "udp listeners",
+// Ready reports whether the daemon serves: started, not stopping, and no
+// plugin marked failed (the reason is returned when not).
+func (d *Daemon) Ready() (bool, string) {
+	switch {
+	case !d.started.Load():
+		return false, "starting"
+	case d.stopping.Load():
+		return false, "stopping"
+	}
+	for name, p := range d.cur.Load().plugins {
+		if p.State() == pluginhost.Failed {
+			return false, fmt.Sprintf("plugin %s failed", name)
+		}
+	}
+	return true, "ok"
 }
 
-func notServed(name string, p pluginpb.Protocol, rng hcl.Range) *hcl.Diagnostic {
-	return &hcl.Diagnostic{
-		Severity: hcl.DiagError,
-		Summary:  "Plugin cannot serve this",
-		Detail:   fmt.Sprintf("Plugin %q does not serve %s; `socketd plugins` lists what each plugin serves.", name, protocolNames[p]),
-		Subject:  &rng,
-	}
+// drainBound bounds a replaced generation's drain: its own config's
+// shutdown_timeout, at least a moment so the handoff itself never cuts.
+func drainBound(cfg *config.Config) time.Duration {
+	return max(cfg.ShutdownTimeout, 100*time.Millisecond)
 }
 
-// configurePlugins decodes every block against its plugin's schema and
-// sends each plugin its share; plugin diagnostics come back positioned.
-func (d *Daemon) configurePlugins(ctx context.Context) hcl.Diagnostics {
-	var diags hcl.Diagnostics
-	reqs := map[string]*pluginpb.ConfigureRequest{}
-	for _, p := range d.cfg.Plugins {
-		pl := d.plugins[p.Name]
-		desc := pl.Description()
-		js, ds := d.cfg.DecodeBlock(p.Config, p.DeclRange, schemaOf(desc.GetPluginSchema()), p.Name)
-		diags = append(diags, ds...)
-		reqs[p.Name] = &pluginpb.ConfigureRequest{PluginConfig: js}
-	}
-	for _, r := range d.cfg.Routes {
-		pl, req := d.plugins[r.Plugin], reqs[r.Plugin]
-		if pl == nil {
-			continue
-		}
-		if !pl.Serves(pluginpb.Protocol_PROTOCOL_HTTP) {
-			diags = append(diags, notServed(r.Plugin, pluginpb.Protocol_PROTOCOL_HTTP, r.PluginRange))
-			continue
-		}
-		js, ds := d.cfg.DecodeBlock(r.Config, r.DeclRange, schemaOf(pl.Description().GetRouteSchema()), r.Plugin)
-		diags = append(diags, ds...)
-		req.Routes = append(req.Routes, &pluginpb.RouteConfig{Id: r.ID, Config: js})
-	}
-	for _, l := range d.cfg.Listeners {
-		if l.Protocol == "http" {
-			continue
-		}
-		pl, req := d.plugins[l.Plugin], reqs[l.Plugin]
-		if pl == nil {
-			continue
-		}
-		proto := pluginpb.Protocol_PROTOCOL_STREAM
-		if l.Protocol == "udp" {
-			proto = pluginpb.Protocol_PROTOCOL_DATAGRAM
-		}
-		if !pl.Serves(proto) {
-			diags = append(diags, notServed(l.Plugin, proto, l.DeclRange))
-			continue
-		}
-		js, ds := d.cfg.DecodeBlock(l.Config, l.DeclRange, schemaOf(pl.Description().GetListenerSchema()), l.Plugin)
-		diags = append(diags, ds...)
-		req.Listeners = append(req.Listeners, &pluginpb.ListenerConfig{Name: l.Name, Protocol: proto, Config: js})
-	}
-	if diags.HasErrors() {
-		return diags
-	}
+var errStopping = errors.New("socketd is shutting down")
 
-	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
-	)
-	for _, p := range d.cfg.Plugins {
-		wg.Go(func() {
-			pds, err := d.plugins[p.Name].Configure(ctx, reqs[p.Name])
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				rng := p.NameRange
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Plugin configuration failed", Detail: err.Error(), Subject: &rng})
-				return
-			}
-			for _, pd := range pds {
-				diags = append(diags, d.positioned(p, pd))
-			}
-		})
-	}
-	wg.Wait()
-	return diags
+// adminServer builds the admin listener's server.
+func (d *Daemon) adminServer() *admin.Server {
+	return admin.New(d.Ready, d.metrics.Registry())
 }
 
-// positioned maps a plugin's diagnostic to the block and attribute it is
-// about.
-func (d *Daemon) positioned(p *config.Plugin, pd *pluginpb.Diagnostic) *hcl.Diagnostic {
-	body, owner := p.Config, p.DeclRange
-	if id := pd.GetRoute(); id != "" {
-		for _, r := range d.cfg.Routes {
-			if r.ID == id {
-				body, owner = r.Config, r.DeclRange
-			}
-		}
+// pluginStates lists the current plugins for the metrics collector.
+func (d *Daemon) pluginStates() []metrics.Plugin {
+	var out []metrics.Plugin
+	for name, p := range d.Plugins() {
+		out = append(out, metrics.Plugin{Name: name, State: p.State().String(), InFlight: p.InFlight()})
 	}
-	if name := pd.GetListener(); name != "" {
-		for _, l := range d.cfg.Listeners {
-			if l.Name == name {
-				body, owner = l.Config, l.DeclRange
-			}
-		}
-	}
-	rng := d.cfg.PathRange(body, owner, pd.GetPath())
-	sev := hcl.DiagError
-	if pd.GetSeverity() == pluginpb.Severity_SEVERITY_WARNING {
-		sev = hcl.DiagWarning
-	}
-	return &hcl.Diagnostic{Severity: sev, Summary: pd.GetSummary(), Detail: pd.GetDetail(), Subject: &rng}
-}
-
-func (d *Daemon) httpListeners() []string {
-	var names []string
-	for _, l := range d.cfg.Listeners {
-		if l.Protocol == "http" {
-			names = append(names, l.Name)
-		}
-	}
-	return names
-}
-
-func (d *Daemon) buildRoutes() error {
-	var routes []router.Route
-	for _, r := range d.cfg.Routes {
-		listeners := r.Listeners
-		if len(listeners) == 0 {
-			listeners = d.httpListeners()
-		}
-		for _, l := range listeners {
-			routes = append(routes, router.Route{
-				Pattern:   r.ID,
-				Listeners: []string{l},
-				Handler: &httpfront.Forward{
-					Route: r.ID, Listener: l, Plugin: d.plugins[r.Plugin],
-					Timeout: r.Timeout, MaxBodyBytes: r.MaxBodyBytes, Log: d.log,
-				},
-			})
-		}
-	}
-	t, err := router.NewTable(d.httpListeners(), routes)
-	if err != nil {
-		return err
-	}
-	d.router.Swap(t)
-	return nil
-}
-
-// Bind opens every listener. If one fails, those already opened are closed:
-// a daemon that cannot serve its whole config serves none of it.
-func (d *Daemon) Bind() error {
-	d.listeners = map[string]net.Listener{}
-	d.packets = map[string]net.PacketConn{}
-	for _, l := range d.cfg.Listeners {
-		var addr net.Addr
-		if l.Protocol == "udp" {
-			pc, err := net.ListenPacket("udp", l.Address)
-			if err != nil {
-				d.unbind()
-				return fmt.Errorf("listener %q: %w", l.Name, err)
-			}
-			d.packets[l.Name], addr = pc, pc.LocalAddr()
-		} else {
-			ln, err := net.Listen("tcp", l.Address)
-			if err != nil {
-				d.unbind()
-				return fmt.Errorf("listener %q: %w", l.Name, err)
-			}
-			d.listeners[l.Name], addr = ln, ln.Addr()
-		}
-		d.log.Info("listening", "listener", l.Name, "protocol", l.Protocol, "address", addr.String())
-	}
-	return nil
-}
-
-func (d *Daemon) unbind() {
-	for _, ln := range d.listeners {
-		ln.Close()
-	}
-	for _, pc := range d.packets {
-		pc.Close()
-	}
-	d.listeners, d.packets = nil, nil
-}
-
-// Serve serves on the bound listeners until ctx ends, then drains: new
-// connections are refused, in-flight requests get up to the config's
-// shutdown_timeout, and the plugins are stopped last.
-func (d *Daemon) Serve(ctx context.Context) error {
-	errc := make(chan error, len(d.cfg.Listeners))
-	var fronts []front
-	for _, l := range d.cfg.Listeners {
-		log := d.log.With("listener", l.Name)
-		limits := streamfront.Limits{
-			MaxConnections: l.MaxConnections, MaxPerSource: l.MaxPerSource,
-			IdleTimeout: l.StreamIdleTimeout, Allow: l.Allow, Deny: l.Deny,
-			MaxReplyBytes: l.MaxDatagramReply,
-		}
-		switch l.Protocol {
-		case "http":
-			s := httpfront.NewServer(l.Name, httpfront.Limits{
-				ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout,
-				WriteTimeout: l.WriteTimeout, IdleTimeout: l.IdleTimeout,
-				MaxHeaderBytes: l.MaxHeaderBytes, MaxURIBytes: l.MaxURIBytes,
-			}, d.router.Handler(l.Name), d.log)
-			fronts = append(fronts, s)
-			ln := d.listeners[l.Name]
-			go func() { errc <- s.Serve(ln) }()
-		case "tcp":
-			s := &streamfront.TCP{Name: l.Name, Plugin: d.plugins[l.Plugin], Limits: limits, Log: log}
-			fronts = append(fronts, s)
-			ln := d.listeners[l.Name]
-			go func() { errc <- s.Serve(ln) }()
-		case "udp":
-			s := &streamfront.UDP{Name: l.Name, Plugin: d.plugins[l.Plugin], Limits: limits, Log: log}
-			fronts = append(fronts, s)
-			pc := d.packets[l.Name]
-			go func() { errc <- s.Serve(pc) }()
-		}
-	}
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-		if err != nil {
-			err = fmt.Errorf("serve: %w", err)
-		}
-	}
-	d.log.Info("shutting down", "drain_bound", d.cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, f := range fronts {
-		wg.Go(func() {
-			if e := f.Shutdown(sctx); e != nil && !errors.Is(e, context.DeadlineExceeded) {
-				d.log.Warn("shutdown", "error", e)
-			}
-		})
-	}
-	wg.Wait()
-	d.Close()
-	return err
-}
-
-// Close stops the plugins and frees their socket directory.
-func (d *Daemon) Close() {
-	d.pool.Close()
+	return out
 }

@@ -1,0 +1,74 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestRequestsByRouteAndCode(t *testing.T) {
+	m := New()
+	mux := http.NewServeMux()
+	mux.Handle("GET /a", m.Route("web", "GET /a", "static", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := w.(io.ReaderFrom); !ok {
+			t.Error("the wrapped writer lost io.ReaderFrom (sendfile)")
+		}
+		if _, ok := w.(http.Flusher); !ok {
+			t.Error("the wrapped writer lost http.Flusher")
+		}
+		io.WriteString(w, "ok")
+	})))
+	mux.Handle("GET /b", m.Route("web", "GET /b", "static", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusTeapot)
+	})))
+	h := m.Listener("web", mux)
+	for _, target := range []string{"/a", "/a", "/b", "/nowhere"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", target, nil))
+	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/a", nil))
+
+	want := `
+# HELP socketd_http_requests_total HTTP requests answered, by listener, route, plugin and status code. Requests no route matched have route and plugin empty.
+# TYPE socketd_http_requests_total counter
+socketd_http_requests_total{code="200",listener="web",plugin="static",route="GET /a"} 2
+socketd_http_requests_total{code="404",listener="web",plugin="",route=""} 1
+socketd_http_requests_total{code="405",listener="web",plugin="",route=""} 1
+socketd_http_requests_total{code="418",listener="web",plugin="static",route="GET /b"} 1
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "socketd_http_requests_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(m.duration); n != 3 {
+		t.Errorf("%d latency series, want 3 (two routes, unrouted)", n)
+	}
+}
+
+func TestReloadAndPluginMetrics(t *testing.T) {
+	m := New()
+	m.SetPlugins(func() []Plugin { return []Plugin{{Name: "static", State: "failed", InFlight: 2}} })
+	m.PluginRestarted("static")()
+	m.PluginRestarted("static")()
+	m.Reloaded(false)
+	want := `
+# HELP socketd_config_last_reload_successful Whether the last config load (start or reload) succeeded (1) or was rejected (0).
+# TYPE socketd_config_last_reload_successful gauge
+socketd_config_last_reload_successful 0
+# HELP socketd_plugin_restarts_total Plugin processes replaced after a crash, by plugin.
+# TYPE socketd_plugin_restarts_total counter
+socketd_plugin_restarts_total{plugin="static"} 2
+# HELP socketd_plugin_up Whether the plugin has a live process (1) or is restarting or failed (0).
+# TYPE socketd_plugin_up gauge
+socketd_plugin_up{plugin="static"} 0
+# HELP socketd_plugin_calls_in_flight Calls (requests, datagrams) holding one of the plugin's max_concurrency slots.
+# TYPE socketd_plugin_calls_in_flight gauge
+socketd_plugin_calls_in_flight{plugin="static"} 2
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
+		"socketd_config_last_reload_successful", "socketd_plugin_restarts_total", "socketd_plugin_up", "socketd_plugin_calls_in_flight"); err != nil {
+		t.Error(err)
+	}
+}
