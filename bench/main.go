@@ -37,8 +37,11 @@ var (
 	idleConns   = flag.Int("idle", 10000, "idle keep-alive connections for the memory check (0 skips)")
 )
 
+// fatalf stops every server started so far, then exits: no process is
+// left behind on any path out.
 func fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	stopAll()
 	os.Exit(1)
 }
 
@@ -135,6 +138,7 @@ func main() {
 	defer caddy.stop()
 	python := startPython(dir)
 	defer python.stop()
+	defer stopAll()
 	ctx, stop := signalContext()
 	defer stop()
 

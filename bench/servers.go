@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -24,6 +25,22 @@ type server struct {
 	// ready is how long the server took from exec to answering.
 	ready  time.Duration
 	exited chan struct{}
+}
+
+var (
+	startedMu sync.Mutex
+	started   []*server
+)
+
+// stopAll stops every server still running, newest first.
+func stopAll() {
+	startedMu.Lock()
+	list := started
+	started = nil
+	startedMu.Unlock()
+	for i := len(list) - 1; i >= 0; i-- {
+		list[i].stop()
+	}
 }
 
 func freePort() string {
@@ -52,6 +69,9 @@ func start(name, addr string, logFile string, args ...string) *server {
 	}
 	s := &server{name: name, addr: addr, cmd: cmd, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(s.exited) }()
+	startedMu.Lock()
+	started = append(started, s)
+	startedMu.Unlock()
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		select {
 		case <-s.exited:
