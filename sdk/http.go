@@ -231,3 +231,15 @@ func headersToProto(h http.Header) []*pluginpb.Header {
 	}
 	return out
 }
+
+// IsHopByHop reports headers that describe one connection, not the message
+// (RFC 9110 section 7.6.1). They never cross the plugin connection: the
+// core drops them both ways, and sdktest does the same.
+func IsHopByHop(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}

@@ -191,7 +191,7 @@ func (f *Forward) requestHead(r *http.Request) *pluginpb.HTTPRequest {
 		Listener:      f.Listener,
 	}
 	for k, v := range r.Header {
-		if isHopByHop(k) {
+		if sdk.IsHopByHop(k) {
 			continue
 		}
 		h.Headers = append(h.Headers, &pluginpb.Header{Name: k, Values: v})
@@ -335,20 +335,9 @@ func serveOpenFile(w http.ResponseWriter, r *http.Request, head *pluginpb.HTTPRe
 
 func copyHeaders(dst http.Header, src []*pluginpb.Header) {
 	for _, h := range src {
-		if isHopByHop(h.GetName()) {
+		if sdk.IsHopByHop(h.GetName()) {
 			continue
 		}
 		dst[http.CanonicalHeaderKey(h.GetName())] = h.GetValues()
 	}
-}
-
-// isHopByHop reports headers that describe one connection, not the message
-// (RFC 9110 section 7.6.1); they never cross the hop.
-func isHopByHop(name string) bool {
-	switch http.CanonicalHeaderKey(name) {
-	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return false
 }

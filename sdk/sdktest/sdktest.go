@@ -508,7 +508,7 @@ func (h *Harness) forward(req *http.Request, route string, values map[string]str
 		ContentLength: req.ContentLength, Tls: req.TLS != nil, Listener: sdk.Listener(req),
 	}
 	for k, v := range req.Header {
-		if !hopByHop(k) {
+		if !sdk.IsHopByHop(k) {
 			head.Headers = append(head.Headers, &pluginpb.Header{Name: k, Values: v})
 		}
 	}
@@ -665,21 +665,10 @@ func serveFile(req *http.Request, route string, head *pluginpb.HTTPResponse, fa 
 
 func copyHeaders(dst http.Header, src []*pluginpb.Header) {
 	for _, h := range src {
-		if !hopByHop(h.GetName()) {
+		if !sdk.IsHopByHop(h.GetName()) {
 			dst[http.CanonicalHeaderKey(h.GetName())] = h.GetValues()
 		}
 	}
-}
-
-// hopByHop reports headers that describe one connection; the core never
-// passes them on (RFC 9110 section 7.6.1).
-func hopByHop(name string) bool {
-	switch http.CanonicalHeaderKey(name) {
-	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return false
 }
 
 // Conn is the client's end of a tcp connection to the plugin's
