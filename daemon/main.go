@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/socketd/socketd/daemon/config"
+	"github.com/socketd/socketd/sdk"
 	"github.com/socketd/socketd/daemon/listen"
 	"github.com/socketd/socketd/daemon/server"
 	"github.com/socketd/socketd/daemon/service"
@@ -59,7 +60,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "plugins":
 		return cmdPlugins(rest, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "socketd", versionString())
+		if len(rest) > 0 {
+			fmt.Fprint(stdout, "Usage: socketd version\n\nPrint socketd's version and the plugin protocol version it speaks.\n")
+			if rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help" {
+				return 0
+			}
+			return 2
+		}
+		fmt.Fprintf(stdout, "socketd %s (plugin protocol %d)\n", versionString(), sdk.ProtocolVersion)
 		return 0
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
