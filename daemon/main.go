@@ -20,10 +20,10 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/socketd/socketd/daemon/config"
-	"github.com/socketd/socketd/sdk"
 	"github.com/socketd/socketd/daemon/listen"
 	"github.com/socketd/socketd/daemon/server"
 	"github.com/socketd/socketd/daemon/service"
+	"github.com/socketd/socketd/sdk"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
