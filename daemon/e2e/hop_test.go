@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -272,6 +273,25 @@ func TestGracefulShutdown(t *testing.T) {
 	if len(pids) == 0 {
 		t.Fatal("no plugin process found")
 	}
+	// Each plugin's socket lives in a directory the daemon owns, never
+	// loose in the shared temporary directory.
+	var sockDirs []string
+	for _, pid := range pids {
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dir string
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if v, ok := strings.CutPrefix(kv, "PLUGIN_UNIX_SOCKET_DIR="); ok {
+				dir = v
+			}
+		}
+		if !strings.Contains(filepath.Base(filepath.Dir(dir)), "socketd-") {
+			t.Fatalf("plugin %d: socket directory %q is not inside the daemon's own", pid, dir)
+		}
+		sockDirs = append(sockDirs, dir)
+	}
 	result := make(chan string)
 	go func() {
 		resp, err := http.Get(d.URL("/slow?d=1s"))
@@ -294,6 +314,11 @@ func TestGracefulShutdown(t *testing.T) {
 	for _, pid := range pids {
 		if syscall.Kill(pid, 0) == nil {
 			t.Errorf("plugin process %d outlived the daemon", pid)
+		}
+	}
+	for _, dir := range sockDirs {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("socket directory %s outlived the daemon (%v)", dir, err)
 		}
 	}
 }

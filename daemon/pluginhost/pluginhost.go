@@ -117,7 +117,7 @@ func (p *Pool) Start(ctx context.Context, o Options) (*Plugin, error) {
 	}
 	desc, err := inst.rpc.Describe(ctx, &pluginpb.DescribeRequest{})
 	if err != nil {
-		inst.client.Kill()
+		inst.kill()
 		return nil, fmt.Errorf("plugin %s: describe: %w", o.Name, err)
 	}
 	pl.desc = desc
@@ -191,6 +191,15 @@ type Plugin struct {
 type instance struct {
 	client *plugin.Client
 	rpc    pluginpb.PluginClient
+	// sockDir holds this process's socket; removed when it is killed.
+	sockDir string
+}
+
+// kill stops the process (gracefully, then by force) and removes its socket
+// directory, which a plugin killed by a signal could not clean up itself.
+func (i *instance) kill() {
+	i.client.Kill()
+	os.RemoveAll(i.sockDir)
 }
 
 // Name returns the plugin's name as declared in config.
@@ -258,8 +267,16 @@ func (pl *Plugin) Serves(p pluginpb.Protocol) bool {
 }
 
 func (pl *Plugin) launch() (*instance, error) {
+	// go-plugin tells the plugin where to put its socket only when a custom
+	// runner is configured, so the core says it itself: a directory of the
+	// daemon's own (0700), never the shared temporary directory.
+	sockDir, err := os.MkdirTemp(pl.sockDir, "p")
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: socket directory: %w", pl.opts.Name, err)
+	}
 	cmd := exec.Command(pl.opts.Binary)
 	cmd.Dir = pl.opts.Dir
+	cmd.Env = []string{plugin.EnvUnixSocketDir + "=" + sockDir}
 	dieWithParent(cmd)
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
@@ -278,23 +295,24 @@ func (pl *Plugin) launch() (*instance, error) {
 	if len(pl.opts.SHA256) > 0 {
 		cfg.SecureConfig = &plugin.SecureConfig{Checksum: pl.opts.SHA256, Hash: sha256.New()}
 	}
-	client := plugin.NewClient(cfg)
-	rpcClient, err := client.Client()
+	inst := &instance{client: plugin.NewClient(cfg), sockDir: sockDir}
+	rpcClient, err := inst.client.Client()
 	if err != nil {
-		client.Kill()
+		inst.kill()
 		return nil, explainStartError(pl.opts, err)
 	}
 	raw, err := rpcClient.Dispense(sdk.PluginKey)
 	if err != nil {
-		client.Kill()
+		inst.kill()
 		return nil, fmt.Errorf("plugin %s: %w", pl.opts.Name, err)
 	}
 	rpc, ok := raw.(pluginpb.PluginClient)
 	if !ok {
-		client.Kill()
+		inst.kill()
 		return nil, fmt.Errorf("plugin %s: unexpected client type %T", pl.opts.Name, raw)
 	}
-	return &instance{client: client, rpc: rpc}, nil
+	inst.rpc = rpc
+	return inst, nil
 }
 
 // explainStartError turns go-plugin's start errors into sentences that say
@@ -431,7 +449,7 @@ func (pl *Plugin) Stop() {
 	pl.stopOnce.Do(func() { close(pl.stop) })
 	pl.wg.Wait()
 	if inst := pl.cur.Swap(nil); inst != nil {
-		inst.client.Kill()
+		inst.kill()
 	}
 	if pl.pool != nil {
 		pl.pool.remove(pl)
@@ -459,7 +477,7 @@ func (pl *Plugin) supervise(inst *instance) {
 		pl.cur.Store(nil)
 		pl.ready = make(chan struct{})
 		pl.mu.Unlock()
-		inst.client.Kill() // reap and close the connection
+		inst.kill() // reap, close the connection, remove the socket
 		now := time.Now()
 		crashes = append(crashes, now)
 		for len(crashes) > 0 && now.Sub(crashes[0]) > crashWindow {
@@ -506,7 +524,7 @@ func (pl *Plugin) restart(backoff time.Duration) (*instance, bool) {
 			_, err = inst.rpc.Configure(ctx, req)
 			cancel()
 			if err != nil {
-				inst.client.Kill()
+				inst.kill()
 			}
 		}
 		if err != nil {
