@@ -147,9 +147,19 @@ plugin "static" {
   config { root = %q }
 }
 plugin "timeserver" {}
+plugin "sqlite" {
+  config {
+    database = %q
+    schema   = "CREATE TABLE IF NOT EXISTS hits (id INTEGER PRIMARY KEY, at TEXT)"
+  }
+}
 route "GET /" { plugin = "static" }
 route "GET /time" { plugin = "timeserver" }
-`, bin, addr, www))
+route "GET /db" {
+  plugin = "sqlite"
+  config { query = "SELECT count(*) AS hits FROM hits" }
+}
+`, bin, addr, www, filepath.Join(dir, "socketd", "bench.db")))
 	return start("socketd", addr, filepath.Join(dir, "socketd.log"),
 		filepath.Join(bin, "socketd"), "run", "-config", filepath.Join(dir, "socketd", "config.hcl"))
 }
