@@ -39,7 +39,7 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, sdk.ChunkSize); re
 
 func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := infoFrom(r.Context())
-	info.route, info.plugin = f.Route, f.Plugin.Name()
+	info.plugin = f.Plugin.Name()
 	if cacheable(r) {
 		if e := f.files.get(r.URL.Path); e != nil {
 			if fh, err := sdk.OpenFile(e.file); err == nil {

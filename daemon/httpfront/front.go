@@ -26,6 +26,14 @@ type Limits struct {
 	MaxURIBytes int
 }
 
+// Observer is told of every request a listener finished, once, from the
+// same record the access log line is made of (metrics use it), so status,
+// duration and route are decided in one place. route is the pattern of
+// the route that served the request, empty when none matched (404, 405).
+type Observer interface {
+	ObserveRequest(listener, route string, status int, took time.Duration)
+}
+
 // Server is one HTTP listener.
 type Server struct {
 	Name string
@@ -33,10 +41,11 @@ type Server struct {
 	log  *slog.Logger
 }
 
-// NewServer wraps handler with the front's checks and access log.
-func NewServer(name string, lim Limits, handler http.Handler, log *slog.Logger) *Server {
+// NewServer wraps handler with the front's checks and access log; obs (may
+// be nil) is told of every finished request.
+func NewServer(name string, lim Limits, handler http.Handler, obs Observer, log *slog.Logger) *Server {
 	log = log.With("listener", name)
-	h := &front{next: handler, maxURI: lim.MaxURIBytes, log: log}
+	h := &front{name: name, next: handler, maxURI: lim.MaxURIBytes, obs: obs, log: log}
 	return &Server{
 		Name: name,
 		log:  log,
@@ -72,8 +81,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // front applies the checks net/http does not make and writes the access log.
 type front struct {
+	name   string
 	next   http.Handler
 	maxURI int
+	obs    Observer
 	log    *slog.Logger
 }
 
@@ -95,17 +106,27 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.status = statusClientClosed
 		}
 	}
+	took := time.Since(start)
+	// ServeMux stamps the matched pattern on the request, and a route's id
+	// is its pattern.
+	route := r.Pattern
+	if f.obs != nil {
+		f.obs.ObserveRequest(f.name, route, rec.status, took)
+	}
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("uri", r.RequestURI),
 		slog.String("proto", r.Proto),
 		slog.Int("status", rec.status),
 		slog.Int64("bytes", rec.bytes),
-		slog.Duration("duration", time.Since(start)),
+		slog.Duration("duration", took),
 		slog.String("remote", r.RemoteAddr),
 	}
-	if info.route != "" {
-		attrs = append(attrs, slog.String("route", info.route), slog.String("plugin", info.plugin))
+	if route != "" {
+		attrs = append(attrs, slog.String("route", route))
+	}
+	if info.plugin != "" {
+		attrs = append(attrs, slog.String("plugin", info.plugin))
 	}
 	if info.outcome != "" {
 		attrs = append(attrs, slog.String("outcome", info.outcome))
@@ -119,7 +140,7 @@ const statusClientClosed = 499
 
 // requestInfo carries what the hop learned back to the access log.
 type requestInfo struct {
-	route, plugin string
+	plugin string
 	// outcome explains a failure ("client went away", "plugin crashed", ...).
 	outcome string
 }

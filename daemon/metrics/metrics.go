@@ -5,7 +5,6 @@
 package metrics
 
 import (
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -26,6 +25,8 @@ type Metrics struct {
 	reloads  *prometheus.CounterVec
 	reloadOK prometheus.Gauge
 	reloadAt prometheus.Gauge
+
+	routes sync.Map // routeKey -> *routeMetrics, the route's current plugin
 
 	mu      sync.Mutex
 	plugins func() []Plugin
@@ -112,44 +113,36 @@ func (m *Metrics) Reloaded(ok bool) {
 	m.reloadOK.Set(0)
 }
 
-// Listener measures every request of one HTTP listener. Route fills in the
-// route and plugin of those a route serves; the others (404, 405) count
-// with both empty.
-func (m *Metrics) Listener(listener string, next http.Handler) http.Handler {
-	unrouted := m.newRoute(listener, "", "")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		code := sw.status
-		if code == 0 {
-			code = http.StatusOK
-			if r.Context().Err() != nil {
-				code = 499 // nobody listened (nginx's convention)
-			}
-		}
-		rm := sw.route
-		if rm == nil {
-			rm = unrouted
-		}
-		rm.count(code)
-		rm.duration.Observe(time.Since(start).Seconds())
-	})
+// ObserveRequest counts one finished request and its latency, under the
+// plugin its route was built with (Route). The HTTP front calls it from the
+// record its access log line is made of; requests no route served (404,
+// 405) have an empty route.
+func (m *Metrics) ObserveRequest(listener, route string, status int, took time.Duration) {
+	key := routeKey{listener, route}
+	v, ok := m.routes.Load(key)
+	if !ok {
+		v, _ = m.routes.LoadOrStore(key, m.newRoute(listener, route, ""))
+	}
+	rm := v.(*routeMetrics)
+	rm.count(status)
+	rm.duration.Observe(took.Seconds())
 }
 
-// Route counts the requests of one route in flight and labels them for
-// Listener.
+// Route counts the requests of one route in flight, and binds the route to
+// its plugin for ObserveRequest (a reload that moves a route to another
+// plugin binds it anew), so no labels are built per request.
 func (m *Metrics) Route(listener, route, plugin string, next http.Handler) http.Handler {
 	rm := m.newRoute(listener, route, plugin)
+	m.routes.Store(routeKey{listener, route}, rm)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if sw, ok := w.(*statusWriter); ok {
-			sw.route = rm
-		}
 		rm.inflight.Inc()
 		defer rm.inflight.Dec()
 		next.ServeHTTP(w, r)
 	})
 }
+
+// routeKey names one route of one listener.
+type routeKey struct{ listener, route string }
 
 // routeMetrics are one route's series, looked up once rather than per
 // request.
@@ -176,46 +169,6 @@ func (rm *routeMetrics) count(code int) {
 	}
 	c.(prometheus.Counter).Inc()
 }
-
-// statusWriter notes the status code. It keeps io.ReaderFrom (sendfile),
-// Flush and Unwrap (http.ResponseController) of the writer it wraps.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	route  *routeMetrics // set by Route
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *statusWriter) ReadFrom(src io.Reader) (int64, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
-	}
-	return io.Copy(w.ResponseWriter, src)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // pluginCollector reports the plugins' states at scrape time.
 type pluginCollector Metrics

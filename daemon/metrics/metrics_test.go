@@ -1,11 +1,16 @@
 package metrics
 
 import (
+	"context"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/socketd/socketd/daemon/httpfront"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -25,11 +30,29 @@ func TestRequestsByRouteAndCode(t *testing.T) {
 	mux.Handle("GET /b", m.Route("web", "GET /b", "static", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no", http.StatusTeapot)
 	})))
-	h := m.Listener("web", mux)
-	for _, target := range []string{"/a", "/a", "/b", "/nowhere"} {
-		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", target, nil))
+	// Requests go through the real HTTP front, which reports each finished
+	// request to the metrics from the record of its access log.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/a", nil))
+	srv := httpfront.NewServer("web", httpfront.Limits{ReadHeaderTimeout: 10 * time.Second}, mux, m,
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	send := func(method, target string) {
+		req, _ := http.NewRequest(method, "http://"+ln.Addr().String()+target, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	for _, target := range []string{"/a", "/a", "/b", "/nowhere"} {
+		send("GET", target)
+	}
+	send("POST", "/a")
 
 	want := `
 # HELP socketd_http_requests_total HTTP requests answered, by listener, route, plugin and status code. Requests no route matched have route and plugin empty.

@@ -105,7 +105,7 @@ func (d *Daemon) serve(name string, spec frontSpec, sock *listen.Socket) *runnin
 	var run func() error
 	switch spec.protocol {
 	case "http":
-		s := httpfront.NewServer(name, spec.http, d.metrics.Listener(name, d.router.Handler(name)), d.log)
+		s := httpfront.NewServer(name, spec.http, d.router.Handler(name), d.metrics, d.log)
 		ln := sock.Listener()
 		rf.f, run = s, func() error { return s.Serve(ln) }
 	case "admin":
