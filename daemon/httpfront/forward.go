@@ -91,7 +91,8 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 		// The call never reached the plugin (its connection is gone: it
 		// crashed a moment ago). Nothing was delivered, so waiting for the
 		// restarted process and calling it is not a retry.
-		if client, err = f.Plugin.ClientAfter(ctx, client); err == nil {
+		f.Plugin.Unreachable(client)
+		if client, err = f.Plugin.Client(ctx); err == nil {
 			stream, err = client.ServeHTTP(ctx)
 		}
 	}
@@ -133,7 +134,7 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 			return f.bodyError(r, be)
 		}
 		if status.Code(err) == codes.Unavailable {
-			f.Plugin.Unreachable()
+			f.Plugin.Unreachable(client)
 		}
 		return f.callError(r, err)
 	}

@@ -175,9 +175,12 @@ type Plugin struct {
 	desc    *pluginpb.DescribeResponse
 	sem     chan struct{}
 
-	cur       atomic.Pointer[instance]
-	mu        sync.Mutex
-	ready     chan struct{} // closed once cur is set; replaced during a restart
+	cur   atomic.Pointer[instance]
+	mu    sync.Mutex
+	ready chan struct{} // closed once cur is set; replaced during a restart
+	// suspect is the process whose connection a call found broken: out of
+	// service (cur is nil) until the supervisor has looked at it.
+	suspect   *instance
 	failed    bool
 	configure *pluginpb.ConfigureRequest
 	restarts  atomic.Int64
@@ -397,36 +400,22 @@ func (pl *Plugin) Client(ctx context.Context) (pluginpb.PluginClient, error) {
 	}
 }
 
-// Unreachable tells the host that a call on old could not reach the
-// plugin at all (the connection is gone), so the supervisor looks at once.
-func (pl *Plugin) Unreachable() {
+// Unreachable reports that a call on c found the plugin's connection gone
+// (the process most likely died a moment ago). c is taken out of service at
+// once, so no new call is sent down a dead connection: calls wait in Client
+// (bounded) for the supervisor's verdict, the same process back if it is
+// alive after all, its replacement if it died.
+func (pl *Plugin) Unreachable(c pluginpb.PluginClient) {
+	pl.mu.Lock()
+	if inst := pl.cur.Load(); inst != nil && inst.rpc == c {
+		pl.cur.Store(nil)
+		pl.suspect = inst
+		pl.ready = make(chan struct{})
+	}
+	pl.mu.Unlock()
 	select {
 	case pl.kick <- struct{}{}:
 	default:
-	}
-}
-
-// ClientAfter returns a client other than old: the replacement of a
-// process whose connection failed. It waits, bounded like Client, for the
-// supervisor to notice the death and start the new process.
-func (pl *Plugin) ClientAfter(ctx context.Context, old pluginpb.PluginClient) (pluginpb.PluginClient, error) {
-	deadline := time.Now().Add(restartWait)
-	for {
-		pl.Unreachable()
-		c, err := pl.Client(ctx)
-		if err != nil || c != old {
-			return c, err
-		}
-		if time.Now().After(deadline) {
-			return nil, ErrUnavailable
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-pl.stop:
-			return nil, ErrUnavailable
-		case <-time.After(5 * time.Millisecond):
-		}
 	}
 }
 
@@ -451,6 +440,13 @@ func (pl *Plugin) Stop() {
 	if inst := pl.cur.Swap(nil); inst != nil {
 		inst.kill()
 	}
+	pl.mu.Lock()
+	suspect := pl.suspect
+	pl.suspect = nil
+	pl.mu.Unlock()
+	if suspect != nil {
+		suspect.kill()
+	}
 	if pl.pool != nil {
 		pl.pool.remove(pl)
 	}
@@ -470,12 +466,28 @@ func (pl *Plugin) supervise(inst *instance) {
 		case <-tick.C:
 		case <-pl.kick:
 		}
-		if !inst.client.Exited() {
+		pl.mu.Lock()
+		suspected := pl.suspect == inst
+		pl.mu.Unlock()
+		if !exited(inst, suspected) {
+			if suspected {
+				// The connection failed but the process lives: back in
+				// service, and the waiting calls go on.
+				pl.mu.Lock()
+				pl.suspect = nil
+				pl.cur.Store(inst)
+				close(pl.ready)
+				pl.mu.Unlock()
+			}
 			continue
 		}
 		pl.mu.Lock()
 		pl.cur.Store(nil)
-		pl.ready = make(chan struct{})
+		if suspected {
+			pl.suspect = nil // its waiters keep waiting on the same ready
+		} else {
+			pl.ready = make(chan struct{})
+		}
 		pl.mu.Unlock()
 		inst.kill() // reap, close the connection, remove the socket
 		now := time.Now()
@@ -503,6 +515,24 @@ func (pl *Plugin) supervise(inst *instance) {
 		backoff = min(backoff*2, backoffMax)
 		inst = next
 	}
+}
+
+// suspectWait bounds how long the supervisor waits for a suspect process
+// to be seen exited: the broken connection and the reaped process are
+// noticed by different goroutines, moments apart.
+const suspectWait = 200 * time.Millisecond
+
+// exited reports whether the process has exited; for a suspect it waits a
+// little for the exit to be noticed before calling the process alive.
+func exited(inst *instance, suspected bool) bool {
+	deadline := time.Now().Add(suspectWait)
+	for !inst.client.Exited() {
+		if !suspected || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return true
 }
 
 // restart starts and configures a replacement process, retrying with
