@@ -128,17 +128,32 @@ func socketd(t testing.TB, args ...string) (stdout, stderr string, code int) {
 }
 
 // startDaemon runs `socketd run` on config and waits until it is ready.
-// The daemon is stopped (SIGTERM, then SIGKILL) when the test ends.
 func startDaemon(t testing.TB, config string, files map[string]string) *Daemon {
+	t.Helper()
+	return startDaemonCmd(t, config, files, nil,
+		filepath.Join(binDir, "socketd"), "run", "-config", "{{CONFIG}}", "-log-format", "json")
+}
+
+// startDaemonCmd runs argv, which is socketd or a program that execs it
+// (systemd-socket-activate), with the config's folder as working directory
+// and "{{CONFIG}}" in argv replaced by the config's path, and waits until
+// socketd is ready. The daemon is stopped (SIGTERM, then SIGKILL) when the
+// test ends. trigger, if set, runs once the process started (socket activation
+// launches on the first connection).
+func startDaemonCmd(t testing.TB, config string, files map[string]string, trigger func(), argv ...string) *Daemon {
 	t.Helper()
 	path := writeConfig(t, config, files)
 	d := &Daemon{t: t, dir: filepath.Dir(path), addrs: map[string]string{}, done: make(chan struct{})}
-	d.cmd = exec.Command(filepath.Join(binDir, "socketd"), "run", "-config", path, "-log-format", "json")
+	for i, a := range argv {
+		argv[i] = strings.ReplaceAll(a, "{{CONFIG}}", path)
+	}
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Dir = d.dir
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	d.cmd.Stdout = d.cmd.Stderr // systemd-socket-activate's own lines, if any
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -146,10 +161,13 @@ func startDaemon(t testing.TB, config string, files map[string]string) *Daemon {
 	go d.readLog(stderr, ready)
 	go func() { d.cmd.Wait(); close(d.done) }()
 	t.Cleanup(d.Stop)
+	if trigger != nil {
+		go trigger()
+	}
 	select {
 	case <-ready:
 	case <-d.done:
-		t.Fatalf("socketd exited before it was ready:\n%s", d.Log())
+		t.Fatalf("%s exited before socketd was ready:\n%s", argv[0], d.Log())
 	case <-time.After(60 * time.Second):
 		t.Fatalf("socketd not ready after 60s:\n%s", d.Log())
 	}

@@ -215,16 +215,10 @@ func fileSHA256(t testing.TB, path string) string {
 	return fmt.Sprintf("%x", sha256.Sum256(b))
 }
 
-// alivePIDs returns those of pids that still run (zombies count as gone),
-// each once (pluginPIDs may list a child twice).
+// alivePIDs returns those of pids that still run (zombies count as gone).
 func alivePIDs(pids []int) []int {
 	var out []int
-	seen := map[int]bool{}
 	for _, pid := range pids {
-		if seen[pid] {
-			continue
-		}
-		seen[pid] = true
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
 			continue
@@ -237,45 +231,6 @@ func alivePIDs(pids []int) []int {
 		out = append(out, pid)
 	}
 	return out
-}
-
-// startDaemonCmd is startDaemon for a daemon started by another program
-// that execs it (systemd-socket-activate): argv runs with the config's
-// folder as working directory, and "{{CONFIG}}" in argv is the config's
-// path. trigger, if set, runs once the process started (socket activation
-// launches on the first connection).
-func startDaemonCmd(t testing.TB, config string, files map[string]string, trigger func(), argv ...string) *Daemon {
-	t.Helper()
-	path := writeConfig(t, config, files)
-	d := &Daemon{t: t, dir: filepath.Dir(path), addrs: map[string]string{}, done: make(chan struct{})}
-	for i, a := range argv {
-		argv[i] = strings.ReplaceAll(a, "{{CONFIG}}", path)
-	}
-	d.cmd = exec.Command(argv[0], argv[1:]...)
-	d.cmd.Dir = d.dir
-	stderr, err := d.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.cmd.Stdout = d.cmd.Stderr // systemd-socket-activate's own lines, if any
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	go d.readLog(stderr, ready)
-	go func() { d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(d.Stop)
-	if trigger != nil {
-		go trigger()
-	}
-	select {
-	case <-ready:
-	case <-d.done:
-		t.Fatalf("%s exited before socketd was ready:\n%s", argv[0], d.Log())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("socketd not ready after 60s:\n%s", d.Log())
-	}
-	return d
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
