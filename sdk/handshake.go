@@ -6,6 +6,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/socketd/socketd/sdk/internal/frames"
 	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
 
@@ -31,7 +32,7 @@ var Handshake = plugin.HandshakeConfig{
 const MaxMessageBytes = 64 << 20
 
 // ChunkSize is the largest body chunk in one frame, each way.
-const ChunkSize = 64 << 10
+const ChunkSize = frames.ChunkSize
 
 // grpcPlugin is the go-plugin glue: on the plugin side it registers the
 // server; on the core side it hands back the generated client.

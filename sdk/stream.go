@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
-	"sync"
 
+	"github.com/socketd/socketd/sdk/internal/frames"
 	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
 
@@ -52,70 +52,20 @@ type Conn struct {
 	RemoteAddr string
 	LocalAddr  string
 
-	stream pluginpb.Plugin_ServeStreamServer
-	buf    []byte
-	rerr   error
-
-	mu     sync.Mutex // serialises Send
-	closed bool
+	pipe *frames.Pipe
 }
 
 // Read reads the client's bytes; it returns io.EOF once the client has
 // half-closed or gone.
-func (c *Conn) Read(p []byte) (int, error) {
-	for len(c.buf) == 0 {
-		if c.rerr != nil {
-			return 0, c.rerr
-		}
-		f, err := c.stream.Recv()
-		if err != nil {
-			c.rerr = err
-			if errors.Is(err, io.EOF) || c.stream.Context().Err() != nil {
-				c.rerr = io.EOF
-			}
-			return 0, c.rerr
-		}
-		c.buf = f.GetData()
-		if f.GetCloseWrite() {
-			c.rerr = io.EOF
-		}
-	}
-	n := copy(p, c.buf)
-	c.buf = c.buf[n:]
-	return n, nil
-}
+func (c *Conn) Read(p []byte) (int, error) { return c.pipe.Read(p) }
 
 // Write sends p to the client, in 64 KiB frames; it fails once CloseWrite
 // was called or the connection is gone.
-func (c *Conn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return 0, io.ErrClosedPipe
-	}
-	n := 0
-	for len(p) > 0 {
-		take := min(len(p), ChunkSize)
-		if err := c.stream.Send(&pluginpb.StreamFrame{Data: p[:take]}); err != nil {
-			return n, err
-		}
-		n += take
-		p = p[take:]
-	}
-	return n, nil
-}
+func (c *Conn) Write(p []byte) (int, error) { return c.pipe.Write(p) }
 
 // CloseWrite tells the client no more bytes follow; reading may go on. It
 // is called for the handler when ServeStream returns.
-func (c *Conn) CloseWrite() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil
-	}
-	c.closed = true
-	return c.stream.Send(&pluginpb.StreamFrame{CloseWrite: true})
-}
+func (c *Conn) CloseWrite() error { return c.pipe.CloseWrite() }
 
 func serveStream(h StreamHandler, stream pluginpb.Plugin_ServeStreamServer) error {
 	first, err := stream.Recv()
@@ -123,12 +73,16 @@ func serveStream(h StreamHandler, stream pluginpb.Plugin_ServeStreamServer) erro
 		return err
 	}
 	open := first.GetOpen()
-	c := &Conn{stream: stream, buf: first.GetData()}
-	if open != nil {
-		c.Listener, c.RemoteAddr, c.LocalAddr = open.GetListener(), open.GetRemoteAddr(), open.GetLocalAddr()
+	// The client going away, however it shows, is the end of its bytes.
+	clientGone := func(err error) error {
+		if errors.Is(err, io.EOF) || stream.Context().Err() != nil {
+			return io.EOF
+		}
+		return err
 	}
-	if first.GetCloseWrite() {
-		c.rerr = io.EOF
+	c := &Conn{
+		Listener: open.GetListener(), RemoteAddr: open.GetRemoteAddr(), LocalAddr: open.GetLocalAddr(),
+		pipe: frames.New(stream, first, clientGone, io.ErrClosedPipe),
 	}
 	if err := h.ServeStream(stream.Context(), c); err != nil {
 		return err

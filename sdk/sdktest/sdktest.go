@@ -45,6 +45,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/socketd/socketd/sdk"
+	"github.com/socketd/socketd/sdk/internal/frames"
 	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
 
@@ -677,12 +678,7 @@ func copyHeaders(dst http.Header, src []*pluginpb.Header) {
 type Conn struct {
 	stream pluginpb.Plugin_ServeStreamClient
 	cancel context.CancelFunc
-
-	buf  []byte
-	rerr error
-
-	mu     sync.Mutex // serialises sends
-	closed bool
+	pipe   *frames.Pipe
 }
 
 // Dial opens a connection to the plugin as if listener had accepted it from
@@ -695,7 +691,7 @@ func (h *Harness) Dial(listener string) *Conn {
 		cancel()
 		h.t.Fatalf("sdktest: Dial: %v", err)
 	}
-	c := &Conn{stream: stream, cancel: cancel}
+	c := &Conn{stream: stream, cancel: cancel, pipe: frames.New(stream, nil, nil, net.ErrClosed)}
 	if err := stream.Send(&pluginpb.StreamFrame{Open: &pluginpb.StreamOpen{
 		Listener: listener, RemoteAddr: RemoteAddr, LocalAddr: LocalAddr,
 	}}); err != nil && err != io.EOF {
@@ -710,55 +706,15 @@ func (h *Harness) Dial(listener string) *Conn {
 // has returned (or half-closed) and everything was read, and the call's
 // error if the handler returned one or panicked (the core then closes the
 // connection).
-func (c *Conn) Read(p []byte) (int, error) {
-	for len(c.buf) == 0 {
-		if c.rerr != nil {
-			return 0, c.rerr
-		}
-		f, err := c.stream.Recv()
-		if err != nil {
-			c.rerr = err
-			return 0, err
-		}
-		c.buf = f.GetData()
-		if f.GetCloseWrite() {
-			c.rerr = io.EOF
-		}
-	}
-	n := copy(p, c.buf)
-	c.buf = c.buf[n:]
-	return n, nil
-}
+func (c *Conn) Read(p []byte) (int, error) { return c.pipe.Read(p) }
 
 // Write sends p to the handler.
-func (c *Conn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return 0, net.ErrClosed
-	}
-	n := 0
-	for len(p) > 0 {
-		take := min(len(p), sdk.ChunkSize)
-		if err := c.stream.Send(&pluginpb.StreamFrame{Data: p[:take]}); err != nil {
-			return n, err
-		}
-		n += take
-		p = p[take:]
-	}
-	return n, nil
-}
+func (c *Conn) Write(p []byte) (int, error) { return c.pipe.Write(p) }
 
 // CloseWrite half-closes the connection: the handler's Read returns
 // io.EOF; the handler may still write.
 func (c *Conn) CloseWrite() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil
-	}
-	c.closed = true
-	if err := c.stream.Send(&pluginpb.StreamFrame{CloseWrite: true}); err != nil && err != io.EOF {
+	if err := c.pipe.CloseWrite(); err != nil && err != io.EOF {
 		return err
 	}
 	return c.stream.CloseSend()
@@ -766,9 +722,7 @@ func (c *Conn) CloseWrite() error {
 
 // Close ends the connection at once; the handler's context ends.
 func (c *Conn) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
+	c.pipe.Close()
 	c.cancel()
 	return nil
 }
