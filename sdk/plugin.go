@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"net/http"
+	"strings"
 )
 
 // Plugin is what every plugin implements. What it serves is told by the
@@ -98,3 +99,25 @@ func (p *handlerPlugin) Describe() Description {
 func (p *handlerPlugin) Configure(context.Context, *Config) Diagnostics { return nil }
 
 func (p *handlerPlugin) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.h.ServeHTTP(w, r) }
+
+// PatternWildcards lists the names of a route pattern's wildcards ({id},
+// {rest...}; not {$}), in order. A route's id is a net/http ServeMux
+// pattern, "[METHOD ][HOST]/PATH", and these names are the path values the
+// core sends (r.PathValue).
+func PatternWildcards(pattern string) []string {
+	var names []string
+	for {
+		i := strings.IndexByte(pattern, '{')
+		if i < 0 {
+			return names
+		}
+		j := strings.IndexByte(pattern[i:], '}')
+		if j < 0 {
+			return names
+		}
+		if name := strings.TrimSuffix(pattern[i+1:i+j], "..."); name != "$" && name != "" {
+			names = append(names, name)
+		}
+		pattern = pattern[i+j+1:]
+	}
+}

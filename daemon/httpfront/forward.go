@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +32,10 @@ type Forward struct {
 	Log          *slog.Logger
 
 	files fileCache
+	names struct {
+		once sync.Once
+		list []string
+	}
 }
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, sdk.ChunkSize); return &b }}
@@ -197,7 +200,7 @@ func (f *Forward) requestHead(r *http.Request) *pluginpb.HTTPRequest {
 		}
 		h.Headers = append(h.Headers, &pluginpb.Header{Name: k, Values: v})
 	}
-	if names := pathWildcards(r.Pattern); len(names) > 0 {
+	if names := f.wildcards(); len(names) > 0 {
 		h.PathValues = make(map[string]string, len(names))
 		for _, n := range names {
 			h.PathValues[n] = r.PathValue(n)
@@ -206,25 +209,11 @@ func (f *Forward) requestHead(r *http.Request) *pluginpb.HTTPRequest {
 	return h
 }
 
-// pathWildcards lists the {name} and {name...} wildcards of a ServeMux
-// pattern.
-func pathWildcards(pattern string) []string {
-	var names []string
-	for {
-		i := strings.IndexByte(pattern, '{')
-		if i < 0 {
-			return names
-		}
-		j := strings.IndexByte(pattern[i:], '}')
-		if j < 0 {
-			return names
-		}
-		name := strings.TrimSuffix(pattern[i+1:i+j], "...")
-		if name != "$" {
-			names = append(names, name)
-		}
-		pattern = pattern[i+j+1:]
-	}
+// wildcards names the route pattern's path values, parsed once per route
+// rather than per request.
+func (f *Forward) wildcards() []string {
+	f.names.once.Do(func() { f.names.list = sdk.PatternWildcards(f.Route) })
+	return f.names.list
 }
 
 // sendBody sends the head with the first chunk, then the rest in chunks.

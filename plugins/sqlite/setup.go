@@ -528,23 +528,7 @@ func parsePattern(id string) (method string, wildcards []string) {
 	if i := strings.IndexAny(rest, " \t"); i >= 0 && !strings.Contains(rest[:i], "/") {
 		method, rest = rest[:i], strings.TrimSpace(rest[i+1:])
 	}
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		rest = rest[i:]
-	}
-	for {
-		i := strings.IndexByte(rest, '{')
-		if i < 0 {
-			return method, wildcards
-		}
-		j := strings.IndexByte(rest[i:], '}')
-		if j < 0 {
-			return method, wildcards
-		}
-		if name := strings.TrimSuffix(rest[i+1:i+j], "..."); name != "$" && name != "" {
-			wildcards = append(wildcards, name)
-		}
-		rest = rest[i+j+1:]
-	}
+	return method, sdk.PatternWildcards(rest)
 }
 
 // placeholders lists the {name}s of a redirect.

@@ -308,7 +308,7 @@ func (h *Harness) setRoutes(routes []sdk.RouteConfig) {
 			mux.HandleFunc(id, func(w http.ResponseWriter, req *http.Request) {
 				m := w.(*match)
 				m.route = id
-				for _, name := range wildcards(req.Pattern) {
+				for _, name := range sdk.PatternWildcards(id) {
 					m.values[name] = req.PathValue(name)
 				}
 			})
@@ -325,25 +325,6 @@ type match struct {
 	*httptest.ResponseRecorder
 	route  string
 	values map[string]string
-}
-
-// wildcards lists the {name} and {name...} wildcards of a pattern.
-func wildcards(pattern string) []string {
-	var names []string
-	for {
-		i := strings.IndexByte(pattern, '{')
-		if i < 0 {
-			return names
-		}
-		j := strings.IndexByte(pattern[i:], '}')
-		if j < 0 {
-			return names
-		}
-		if name := strings.TrimSuffix(pattern[i+1:i+j], "..."); name != "$" {
-			names = append(names, name)
-		}
-		pattern = pattern[i+j+1:]
-	}
 }
 
 // Response is a plugin's answer as the client of the core would get it.
