@@ -39,8 +39,10 @@ func (s *TCP) Serve(ln net.Listener) error {
 	s.perIP = map[string]int{}
 	s.shutdown = make(chan struct{})
 	s.mu.Unlock()
-	var backoff time.Duration
 	for {
+		// ln is a view of a listen.Socket, whose accept loop waits out
+		// transient errors (out of file descriptors); an error here means
+		// the view or the socket closed.
 		c, err := ln.Accept()
 		if err != nil {
 			s.mu.Lock()
@@ -49,16 +51,8 @@ func (s *TCP) Serve(ln net.Listener) error {
 			if closing {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.Log.Warn("accept", "error", err, "retry_in", backoff)
-				time.Sleep(backoff)
-				continue
-			}
 			return err
 		}
-		backoff = 0
 		if reason := s.admit(c); reason != "" {
 			logRefused(s.Log, c.RemoteAddr(), reason)
 			c.Close()
