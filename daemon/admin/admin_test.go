@@ -23,7 +23,7 @@ func TestEndpoints(t *testing.T) {
 			return true, "ok"
 		}
 		return false, "starting"
-	}, reg)
+	}, reg, true)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +49,7 @@ func TestEndpoints(t *testing.T) {
 		{"/metrics", 200, "test_total 3"},
 		{"/", 200, "/metrics"},
 		{"/nothing", 404, ""},
+		{"/debug/pprof/", 200, "goroutine"},
 	} {
 		code, body := get(tt.path)
 		if code != tt.code || !strings.Contains(body, tt.contains) {
@@ -58,5 +59,23 @@ func TestEndpoints(t *testing.T) {
 	ready.Store(true)
 	if code, _ := get("/readyz"); code != 200 {
 		t.Errorf("/readyz when ready: %d", code)
+	}
+}
+
+func TestProfilerIsOffUnlessAsked(t *testing.T) {
+	s := New(func() (bool, string) { return true, "ok" }, prometheus.NewRegistry(), false)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	defer s.Shutdown(context.Background())
+	resp, err := http.Get("http://" + ln.Addr().String() + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("/debug/pprof/ without pprof = true: %d, want 404", resp.StatusCode)
 	}
 }

@@ -73,6 +73,9 @@ type Listener struct {
 // /healthz, /readyz and Prometheus /metrics.
 type Admin struct {
 	Address string // address, default "127.0.0.1:9180": loopback only
+	// Pprof serves Go's profiler under /debug/pprof/ (pprof = true): how
+	// the performance figures are taken. Off by default.
+	Pprof bool
 
 	DeclRange hcl.Range
 

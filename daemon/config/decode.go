@@ -318,7 +318,7 @@ func (d *decoder) prefixes(a *hcl.Attribute) []netip.Prefix {
 	return out
 }
 
-var adminSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "address"}}}
+var adminSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "address"}, {Name: "pprof"}}}
 
 func (d *decoder) admin(b *hcl.Block) *Admin {
 	content, diags := b.Body.Content(adminSchema)
@@ -331,6 +331,11 @@ func (d *decoder) admin(b *hcl.Block) *Admin {
 				`%q is not a host:port address: %v. Write it like "127.0.0.1:9180"; keep it on loopback unless a firewall guards it.`,
 				a.Address, err)
 			a.Address = ""
+		}
+	}
+	if attr := content.Attributes["pprof"]; attr != nil {
+		if v, ok := d.value(attr, cty.Bool); ok {
+			a.Pprof = v.True()
 		}
 	}
 	return a

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/socketd/socketd/daemon/admin"
 	"github.com/socketd/socketd/daemon/config"
 	"github.com/socketd/socketd/daemon/httpfront"
 	"github.com/socketd/socketd/daemon/listen"
@@ -30,6 +31,7 @@ type frontSpec struct {
 	http     httpfront.Limits
 	stream   streamfront.Limits
 	plugin   *pluginhost.Plugin
+	pprof    bool // admin only: serve /debug/pprof/
 }
 
 type runningFront struct {
@@ -82,8 +84,8 @@ func (d *Daemon) startFronts(g *generation) (replaced []*runningFront) {
 	}
 	if a := g.cfg.Admin; a != nil {
 		sock := d.sockets[d.socketKey(adminFront, "http", a.Address)]
-		spec := frontSpec{protocol: "admin"}
-		if rf := d.fronts[adminFront]; rf != nil && rf.sock == sock {
+		spec := frontSpec{protocol: "admin", pprof: a.Pprof}
+		if rf := d.fronts[adminFront]; rf != nil && rf.sock == sock && reflect.DeepEqual(rf.spec, spec) {
 			next[adminFront] = rf
 		} else {
 			next[adminFront] = d.serve(adminFront, spec, sock)
@@ -109,7 +111,7 @@ func (d *Daemon) serve(name string, spec frontSpec, sock *listen.Socket) *runnin
 		ln := sock.Listener()
 		rf.f, run = s, func() error { return s.Serve(ln) }
 	case "admin":
-		s := d.adminServer()
+		s := admin.New(d.Ready, d.metrics.Registry(), spec.pprof)
 		ln := sock.Listener()
 		rf.f, run = s, func() error { return s.Serve(ln) }
 	case "tcp":

@@ -17,7 +17,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/socketd/socketd/daemon/admin"
 	"github.com/socketd/socketd/daemon/config"
 	"github.com/socketd/socketd/daemon/listen"
 	"github.com/socketd/socketd/daemon/metrics"
@@ -202,11 +201,6 @@ func drainBound(cfg *config.Config) time.Duration {
 }
 
 var errStopping = errors.New("socketd is shutting down")
-
-// adminServer builds the admin listener's server.
-func (d *Daemon) adminServer() *admin.Server {
-	return admin.New(d.Ready, d.metrics.Registry())
-}
 
 // pluginStates lists the current plugins for the metrics collector.
 func (d *Daemon) pluginStates() []metrics.Plugin {
