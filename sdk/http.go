@@ -107,10 +107,12 @@ func newRequest(ctx context.Context, head *pluginpb.HTTPRequest, body io.ReadClo
 // control keeps at most a few chunks in flight, so memory stays flat for
 // any body size.
 type requestBody struct {
-	stream pluginpb.Plugin_ServeHTTPServer
-	buf    []byte
-	done   bool
-	err    error
+	stream interface {
+		Recv() (*pluginpb.HTTPRequestFrame, error)
+	}
+	buf  []byte
+	done bool
+	err  error
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
@@ -138,10 +140,16 @@ func (b *requestBody) Read(p []byte) (int, error) {
 
 func (b *requestBody) Close() error { return nil }
 
+// frameSender takes a response's frames: a ServeHTTP stream, or one request
+// of an Exchange stream.
+type frameSender interface {
+	Send(*pluginpb.HTTPResponseFrame) error
+}
+
 // responseWriter holds the head back until the first body chunk fills or the
 // handler returns, so a small response is exactly one frame.
 type responseWriter struct {
-	stream      pluginpb.Plugin_ServeHTTPServer
+	stream      frameSender
 	header      http.Header
 	status      int
 	wroteHeader bool

@@ -62,6 +62,7 @@ func (s *server) Describe(context.Context, *pluginpb.DescribeRequest) (_ *plugin
 	}
 	if s.http != nil {
 		resp.Protocols = append(resp.Protocols, pluginpb.Protocol_PROTOCOL_HTTP)
+		resp.HttpExchange = true
 	}
 	if s.stream != nil {
 		resp.Protocols = append(resp.Protocols, pluginpb.Protocol_PROTOCOL_STREAM)
@@ -143,6 +144,13 @@ func (s *server) ServeHTTP(stream pluginpb.Plugin_ServeHTTPServer) error {
 		return status.Error(codes.Unimplemented, "this plugin does not serve HTTP")
 	}
 	return serveHTTPStream(s.http, stream)
+}
+
+func (s *server) Exchange(stream pluginpb.Plugin_ExchangeServer) error {
+	if s.http == nil {
+		return status.Error(codes.Unimplemented, "this plugin does not serve HTTP")
+	}
+	return serveExchange(s.http, stream)
 }
 
 func (s *server) ServeStream(stream pluginpb.Plugin_ServeStreamServer) (err error) {

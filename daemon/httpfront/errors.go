@@ -36,7 +36,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // fail writes err as the response (when nobody has written yet) and notes
 // it for the access log.
 func fail(w http.ResponseWriter, r *http.Request, err error) {
-	info := infoFrom(r.Context())
+	info := infoFrom(w)
 	var e *Error
 	if !errors.As(err, &e) {
 		e = &Error{Status: http.StatusBadGateway, Msg: "bad gateway", Err: err}

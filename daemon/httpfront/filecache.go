@@ -1,38 +1,115 @@
 package httpfront
 
 import (
+	"bytes"
+	"io"
+	"mime"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/socketd/socketd/sdk"
 	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
 
 // fileCache remembers a route's cacheable file answers by path, so a hot
-// static request is served by the core alone: open, check the file is still
-// the one the plugin resolved, ServeContent. No gRPC call, no plugin slot.
+// static request is served by the core alone: one stat to check the file is
+// still the one the plugin resolved, then its bytes. No gRPC call, no plugin
+// slot.
 //
 // Correctness rests on the plugin's promise (FileAnswer.cacheable) that the
 // answer depends only on the method class (GET/HEAD) and the path, and on
 // the identity check at every hit: a file rewritten, replaced or swapped
 // for a symlink no longer matches and the plugin is asked again. A reload
 // builds new routes and so starts with empty caches.
+//
+// Small files also keep their bytes in memory, which saves the open, the
+// reads and the close of every hit. Bytes are kept only once the file has
+// settled: its inode change time (which no one can set, and every write,
+// truncate or chmod moves forward) lies more than settle before the read.
+// A hit serves them only while the change time is still the same, so a
+// rewrite in place that keeps size and mtime is seen too. The settle
+// window covers file systems whose timestamps are coarser than the time
+// between two writes (git calls such entries "racily clean").
 type fileCache struct {
 	m    sync.Map // path -> *cachedFile
 	size atomic.Int64
+	// memUsed counts the bytes kept in memory, against maxMemBytes.
+	memUsed atomic.Int64
+	// settle is how old a file's change time must be before its bytes are
+	// kept; zero means defaultSettle.
+	settle time.Duration
 }
 
-// maxCachedFiles bounds the cache; past it, new answers are not kept
-// (the plugin is asked as before), so a scan of many paths cannot grow the
-// core's memory.
-const maxCachedFiles = 16384
+const (
+	// maxCachedFiles bounds the cache; past it, new answers are not kept
+	// (the plugin is asked as before), so a scan of many paths cannot grow
+	// the core's memory.
+	maxCachedFiles = 16384
+	// maxMemFile is the largest file whose bytes are kept in memory; larger
+	// files go out with sendfile, where the copy would cost more than the
+	// open.
+	maxMemFile = 128 << 10
+	// maxMemBytes bounds a route's bytes kept in memory.
+	maxMemBytes = 8 << 20
+	// defaultSettle is far coarser than any file system's timestamps.
+	defaultSettle = time.Second
+)
 
 type cachedFile struct {
 	file   sdk.File
 	answer *pluginpb.FileAnswer
 	head   *pluginpb.HTTPResponse
+	// body holds the file's bytes once kept (small, settled files only).
+	body atomic.Pointer[fileBytes]
+	// loading is set while one request reads the bytes, so a burst of hits
+	// on a new file reads it once.
+	loading atomic.Bool
 }
+
+// fileBytes is a settled file's content and the change time it had.
+type fileBytes struct {
+	data  []byte
+	ctime syscall.Timespec
+	// Header values formatted once rather than per hit.
+	lastModified, contentLength []string
+}
+
+// serve answers r with the kept bytes. A plain GET or HEAD (the hot case)
+// gets its headers and body in one Write, which goes out in the fewest
+// writes net/http can make; Range and conditional requests, and answers
+// with a Content-Encoding, take http.ServeContent's full path.
+func (b *fileBytes) serve(w http.ResponseWriter, r *http.Request, e *cachedFile) {
+	writeHead(w, e.head, e.answer)
+	h := w.Header()
+	if r.Header.Get("Range") != "" || r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Modified-Since") != "" ||
+		r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "" || h.Get("Content-Encoding") != "" {
+		http.ServeContent(w, r, e.file.Path, e.file.Identity.ModTime(), bytes.NewReader(b.data))
+		return
+	}
+	if _, ok := h["Content-Type"]; !ok {
+		// As ServeContent does: by extension, else by content.
+		ct := mime.TypeByExtension(filepath.Ext(e.file.Path))
+		if ct == "" {
+			ct = http.DetectContentType(b.data)
+		}
+		h.Set("Content-Type", ct)
+	}
+	h["Last-Modified"] = b.lastModified
+	h["Accept-Ranges"] = acceptRanges
+	h["Content-Length"] = b.contentLength
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(b.data)
+	}
+}
+
+var acceptRanges = []string{"bytes"}
 
 func (c *fileCache) get(path string) *cachedFile {
 	if v, ok := c.m.Load(path); ok {
@@ -53,7 +130,85 @@ func (c *fileCache) put(path string, head *pluginpb.HTTPResponse, fa *pluginpb.F
 func (c *fileCache) drop(path string, e *cachedFile) {
 	if c.m.CompareAndDelete(path, e) {
 		c.size.Add(-1)
+		if b := e.body.Swap(nil); b != nil {
+			c.memUsed.Add(-int64(len(b.data)))
+		}
 	}
+}
+
+// serve answers r from the cached entry e if the file at its path is still
+// the one the plugin resolved, and reports whether it did. When it did
+// not, the entry is gone and the plugin must be asked.
+func (c *fileCache) serve(w http.ResponseWriter, r *http.Request, path string, e *cachedFile) bool {
+	var st syscall.Stat_t
+	if err := syscall.Stat(e.file.Path, &st); err != nil || !sameFile(&st, e.file.Identity) {
+		c.drop(path, e)
+		return false
+	}
+	if b := e.body.Load(); b != nil && b.ctime == st.Ctim {
+		b.serve(w, r, e)
+		return true
+	}
+	fh, err := sdk.OpenFile(e.file)
+	if err != nil {
+		c.drop(path, e)
+		return false
+	}
+	if st.Size <= maxMemFile && e.loading.CompareAndSwap(false, true) {
+		b := c.keepBytes(fh, e)
+		e.loading.Store(false)
+		if b != nil {
+			fh.Close()
+			b.serve(w, r, e)
+			return true
+		}
+	}
+	serveOpenFile(w, r, e.head, e.answer, fh)
+	return true
+}
+
+// keepBytes reads the opened file into e when it is small and settled and
+// the route's budget allows; it returns the bytes kept, or nil.
+func (c *fileCache) keepBytes(fh *os.File, e *cachedFile) *fileBytes {
+	settle := c.settle
+	if settle == 0 {
+		settle = defaultSettle
+	}
+	readAt := time.Now()
+	var before, after syscall.Stat_t
+	if syscall.Fstat(int(fh.Fd()), &before) != nil || !sameFile(&before, e.file.Identity) ||
+		time.Unix(before.Ctim.Unix()).After(readAt.Add(-settle)) {
+		return nil
+	}
+	size := before.Size
+	if c.memUsed.Add(size) > maxMemBytes {
+		c.memUsed.Add(-size)
+		return nil
+	}
+	data := make([]byte, size)
+	_, err := io.ReadFull(io.NewSectionReader(fh, 0, size), data)
+	// Whatever changed the file during the read also moved its change time.
+	if err != nil || syscall.Fstat(int(fh.Fd()), &after) != nil || after.Ctim != before.Ctim || !sameFile(&after, e.file.Identity) {
+		c.memUsed.Add(-size)
+		return nil
+	}
+	b := &fileBytes{
+		data:          data,
+		ctime:         before.Ctim,
+		lastModified:  []string{e.file.Identity.ModTime().UTC().Format(http.TimeFormat)},
+		contentLength: []string{strconv.FormatInt(size, 10)},
+	}
+	if old := e.body.Swap(b); old != nil {
+		c.memUsed.Add(-int64(len(old.data)))
+	}
+	return b
+}
+
+// sameFile reports whether st describes the file id pins.
+func sameFile(st *syscall.Stat_t, id sdk.FileIdentity) bool {
+	return st.Mode&syscall.S_IFMT == syscall.S_IFREG &&
+		uint64(st.Dev) == id.Device && uint64(st.Ino) == id.Inode &&
+		st.Size == id.Size && st.Mtim.Nano() == id.ModTimeNanos
 }
 
 // cacheable reports whether r may be answered from (or fill) the cache.

@@ -41,16 +41,12 @@ type Forward struct {
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, sdk.ChunkSize); return &b }}
 
 func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	info := infoFrom(r.Context())
+	info := infoFrom(w)
 	info.plugin = f.Plugin.Name()
 	if cacheable(r) {
-		if e := f.files.get(r.URL.Path); e != nil {
-			if fh, err := sdk.OpenFile(e.file); err == nil {
-				info.outcome = "cached"
-				serveOpenFile(w, r, e.head, e.answer, fh)
-				return
-			}
-			f.files.drop(r.URL.Path, e)
+		if e := f.files.get(r.URL.Path); e != nil && f.files.serve(w, r, r.URL.Path, e) {
+			info.outcome = "cached"
+			return
 		}
 	}
 	if r.ContentLength > f.MaxBodyBytes {
@@ -88,6 +84,9 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 	client, err := f.Plugin.Client(ctx)
 	if err != nil {
 		return f.callError(r, err)
+	}
+	if f.Plugin.Description().GetHttpExchange() && r.ContentLength >= 0 && r.ContentLength <= sdk.ChunkSize {
+		return f.exchange(ctx, cancel, w, r, client)
 	}
 	stream, err := client.ServeHTTP(ctx)
 	if err != nil && status.Code(err) == codes.Unavailable && r.Context().Err() == nil {
@@ -130,7 +129,56 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 		cancel()
 		bodyErr()
 	}()
+	return f.relay(w, r, stream, client, cancel, bodyErr)
+}
 
+// exchange sends a request whose whole body fits in one frame over the
+// plugin connection's Exchange stream, and relays the answer.
+func (f *Forward) exchange(ctx context.Context, cancel context.CancelFunc, w http.ResponseWriter, r *http.Request, client pluginpb.PluginClient) error {
+	first := &pluginpb.HTTPRequestFrame{Head: f.requestHead(r), End: true}
+	if r.ContentLength > 0 {
+		bp := chunkPool.Get().(*[]byte)
+		defer chunkPool.Put(bp)
+		n, err := io.ReadFull(r.Body, (*bp)[:r.ContentLength])
+		if err != nil {
+			return f.bodyError(r, err)
+		}
+		first.Body = (*bp)[:n]
+	}
+	var call *exchangeCall
+	x, err := exchangerFor(client)
+	if err == nil {
+		call, err = x.start(ctx, first)
+	}
+	if (err == errExchangeGone || status.Code(err) == codes.Unavailable) && r.Context().Err() == nil {
+		// As in forward: the request never reached the plugin, whose
+		// connection is gone, so it may go to the next process.
+		f.Plugin.Unreachable(client)
+		if client, err = f.Plugin.Client(ctx); err == nil {
+			if x, err = exchangerFor(client); err == nil {
+				call, err = x.start(ctx, first)
+			}
+		}
+	}
+	if err == errExchangeGone {
+		err = status.Error(codes.Unavailable, "plugin connection is gone")
+	}
+	if err != nil {
+		return f.callError(r, err)
+	}
+	defer call.close()
+	return f.relay(w, r, call, client, cancel, func() error { return nil })
+}
+
+// answerStream is where a plugin's answer frames come from: a ServeHTTP
+// call, or one request of an Exchange stream.
+type answerStream interface {
+	Recv() (*pluginpb.HTTPResponseFrame, error)
+}
+
+// relay passes the plugin's answer on to the client. bodyErr reports a
+// request body that failed while being sent.
+func (f *Forward) relay(w http.ResponseWriter, r *http.Request, stream answerStream, client pluginpb.PluginClient, cancel context.CancelFunc, bodyErr func() error) error {
 	frame, err := stream.Recv()
 	if err != nil {
 		if be := bodyErr(); be != nil {
@@ -163,7 +211,7 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 			if _, err := w.Write(frame.GetBody()); err != nil {
 				// The client went away mid-answer; the deferred cancel
 				// tells the plugin.
-				infoFrom(r.Context()).outcome = "client went away"
+				infoFrom(w).outcome = "client went away"
 				return nil
 			}
 		}
@@ -173,7 +221,7 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 		if frame, err = stream.Recv(); err != nil {
 			// The head is out: the only honest signal left is a broken
 			// connection, so the client cannot take a cut answer as whole.
-			infoFrom(r.Context()).outcome = "plugin stream broke mid-answer: " + err.Error()
+			infoFrom(w).outcome = "plugin stream broke mid-answer: " + err.Error()
 			panic(http.ErrAbortHandler)
 		}
 	}
@@ -312,6 +360,12 @@ func (f *Forward) serveFile(w http.ResponseWriter, r *http.Request, head *plugin
 // serveOpenFile answers with an opened, verified file and closes it.
 func serveOpenFile(w http.ResponseWriter, r *http.Request, head *pluginpb.HTTPResponse, fa *pluginpb.FileAnswer, fh *os.File) {
 	defer fh.Close()
+	writeHead(w, head, fa)
+	http.ServeContent(w, r, fa.GetPath(), time.Unix(0, fa.GetIdentity().GetMtimeUnixNano()), fh)
+}
+
+// writeHead sets a file answer's headers on w.
+func writeHead(w http.ResponseWriter, head *pluginpb.HTTPResponse, fa *pluginpb.FileAnswer) {
 	hdr := w.Header()
 	copyHeaders(hdr, head.GetHeaders())
 	if ct := fa.GetContentType(); ct != "" {
@@ -320,7 +374,6 @@ func serveOpenFile(w http.ResponseWriter, r *http.Request, head *pluginpb.HTTPRe
 	if et := fa.GetEtag(); et != "" {
 		hdr.Set("Etag", et)
 	}
-	http.ServeContent(w, r, fa.GetPath(), time.Unix(0, fa.GetIdentity().GetMtimeUnixNano()), fh)
 }
 
 func copyHeaders(dst http.Header, src []*pluginpb.Header) {

@@ -91,8 +91,7 @@ type front struct {
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	info := &requestInfo{}
-	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+	info := &rec.info
 	if f.maxURI > 0 && len(r.RequestURI) > f.maxURI {
 		rec.Header().Set("Connection", "close")
 		http.Error(rec, "414 URI too long", http.StatusRequestURITooLong)
@@ -131,25 +130,33 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if info.outcome != "" {
 		attrs = append(attrs, slog.String("outcome", info.outcome))
 	}
-	f.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	// The handler directly, not Logger.LogAttrs: the line has no use for
+	// the caller's program counter, which costs a stack walk per request.
+	if h := f.log.Handler(); h.Enabled(r.Context(), slog.LevelInfo) {
+		rec := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+		rec.AddAttrs(attrs...)
+		h.Handle(r.Context(), rec)
+	}
 }
 
 // statusClientClosed is logged (never sent) for requests whose client left
 // before an answer, as nginx logs 499.
 const statusClientClosed = 499
 
-// requestInfo carries what the hop learned back to the access log.
+// requestInfo carries what the hop learned back to the access log. It
+// travels in the front's recorder rather than the request's context, which
+// would cost a copy of the request each time.
 type requestInfo struct {
 	plugin string
 	// outcome explains a failure ("client went away", "plugin crashed", ...).
 	outcome string
 }
 
-type infoKey struct{}
-
-func infoFrom(ctx context.Context) *requestInfo {
-	if i, ok := ctx.Value(infoKey{}).(*requestInfo); ok {
-		return i
+// infoFrom finds the request's record in the front's recorder; handlers
+// called without the front (tests) get a throwaway one.
+func infoFrom(w http.ResponseWriter) *requestInfo {
+	if rec, ok := w.(*recorder); ok {
+		return &rec.info
 	}
 	return &requestInfo{}
 }
@@ -160,6 +167,7 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	info   requestInfo
 }
 
 func (r *recorder) WriteHeader(code int) {

@@ -177,8 +177,10 @@ type DescribeResponse struct {
 	RouteSchema *Schema `protobuf:"bytes,5,opt,name=route_schema,json=routeSchema,proto3" json:"route_schema,omitempty"`
 	// Schema of a stream or datagram listener's config { ... } block.
 	ListenerSchema *Schema `protobuf:"bytes,6,opt,name=listener_schema,json=listenerSchema,proto3" json:"listener_schema,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The plugin serves Exchange as well as ServeHTTP.
+	HttpExchange  bool `protobuf:"varint,7,opt,name=http_exchange,json=httpExchange,proto3" json:"http_exchange,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DescribeResponse) Reset() {
@@ -251,6 +253,13 @@ func (x *DescribeResponse) GetListenerSchema() *Schema {
 		return x.ListenerSchema
 	}
 	return nil
+}
+
+func (x *DescribeResponse) GetHttpExchange() bool {
+	if x != nil {
+		return x.HttpExchange
+	}
+	return false
 }
 
 // Schema lists the attributes a config block may hold. An attribute not
@@ -1232,6 +1241,103 @@ func (x *FileIdentity) GetMtimeUnixNano() int64 {
 	return 0
 }
 
+// ExchangeFrame is one message of an Exchange stream; id names the request
+// it belongs to, chosen by the core and unique on the stream.
+//
+// The core sends `request` once per id: the head, the whole body, end set.
+// The plugin answers with `response` frames for that id exactly as on
+// ServeHTTP (head first, end on the last). It may have at most 4
+// response frames of an id out that the core has not granted `credit` for; the core grants one per frame it has passed on to the
+// client, so a slow client holds back its own answer and nobody else's.
+// `cancel` from the core means the client went away or the route timed
+// out: the handler's context ends and later frames of that id are ignored.
+// `abort` from the plugin ends an id's answer as a failed ServeHTTP call
+// would end: the handler panicked or aborted after its head went out. When
+// the stream breaks, every request on it fails as a broken call would.
+type ExchangeFrame struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Request       *HTTPRequestFrame      `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	Response      *HTTPResponseFrame     `protobuf:"bytes,3,opt,name=response,proto3" json:"response,omitempty"`
+	Cancel        bool                   `protobuf:"varint,4,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	Credit        uint32                 `protobuf:"varint,5,opt,name=credit,proto3" json:"credit,omitempty"`
+	Abort         bool                   `protobuf:"varint,6,opt,name=abort,proto3" json:"abort,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeFrame) Reset() {
+	*x = ExchangeFrame{}
+	mi := &file_socketd_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeFrame) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeFrame) ProtoMessage() {}
+
+func (x *ExchangeFrame) ProtoReflect() protoreflect.Message {
+	mi := &file_socketd_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeFrame.ProtoReflect.Descriptor instead.
+func (*ExchangeFrame) Descriptor() ([]byte, []int) {
+	return file_socketd_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ExchangeFrame) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ExchangeFrame) GetRequest() *HTTPRequestFrame {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *ExchangeFrame) GetResponse() *HTTPResponseFrame {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *ExchangeFrame) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+func (x *ExchangeFrame) GetCredit() uint32 {
+	if x != nil {
+		return x.Credit
+	}
+	return 0
+}
+
+func (x *ExchangeFrame) GetAbort() bool {
+	if x != nil {
+		return x.Abort
+	}
+	return false
+}
+
 type StreamOpen struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Listener      string                 `protobuf:"bytes,1,opt,name=listener,proto3" json:"listener,omitempty"`
@@ -1243,7 +1349,7 @@ type StreamOpen struct {
 
 func (x *StreamOpen) Reset() {
 	*x = StreamOpen{}
-	mi := &file_socketd_proto_msgTypes[16]
+	mi := &file_socketd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1361,7 @@ func (x *StreamOpen) String() string {
 func (*StreamOpen) ProtoMessage() {}
 
 func (x *StreamOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_socketd_proto_msgTypes[16]
+	mi := &file_socketd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1374,7 @@ func (x *StreamOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamOpen.ProtoReflect.Descriptor instead.
 func (*StreamOpen) Descriptor() ([]byte, []int) {
-	return file_socketd_proto_rawDescGZIP(), []int{16}
+	return file_socketd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StreamOpen) GetListener() string {
@@ -1306,7 +1412,7 @@ type StreamFrame struct {
 
 func (x *StreamFrame) Reset() {
 	*x = StreamFrame{}
-	mi := &file_socketd_proto_msgTypes[17]
+	mi := &file_socketd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1424,7 @@ func (x *StreamFrame) String() string {
 func (*StreamFrame) ProtoMessage() {}
 
 func (x *StreamFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_socketd_proto_msgTypes[17]
+	mi := &file_socketd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1437,7 @@ func (x *StreamFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFrame.ProtoReflect.Descriptor instead.
 func (*StreamFrame) Descriptor() ([]byte, []int) {
-	return file_socketd_proto_rawDescGZIP(), []int{17}
+	return file_socketd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StreamFrame) GetOpen() *StreamOpen {
@@ -1366,7 +1472,7 @@ type Datagram struct {
 
 func (x *Datagram) Reset() {
 	*x = Datagram{}
-	mi := &file_socketd_proto_msgTypes[18]
+	mi := &file_socketd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1484,7 @@ func (x *Datagram) String() string {
 func (*Datagram) ProtoMessage() {}
 
 func (x *Datagram) ProtoReflect() protoreflect.Message {
-	mi := &file_socketd_proto_msgTypes[18]
+	mi := &file_socketd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1497,7 @@ func (x *Datagram) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Datagram.ProtoReflect.Descriptor instead.
 func (*Datagram) Descriptor() ([]byte, []int) {
-	return file_socketd_proto_rawDescGZIP(), []int{18}
+	return file_socketd_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Datagram) GetListener() string {
@@ -1425,7 +1531,7 @@ type DatagramReply struct {
 
 func (x *DatagramReply) Reset() {
 	*x = DatagramReply{}
-	mi := &file_socketd_proto_msgTypes[19]
+	mi := &file_socketd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1543,7 @@ func (x *DatagramReply) String() string {
 func (*DatagramReply) ProtoMessage() {}
 
 func (x *DatagramReply) ProtoReflect() protoreflect.Message {
-	mi := &file_socketd_proto_msgTypes[19]
+	mi := &file_socketd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1556,7 @@ func (x *DatagramReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DatagramReply.ProtoReflect.Descriptor instead.
 func (*DatagramReply) Descriptor() ([]byte, []int) {
-	return file_socketd_proto_rawDescGZIP(), []int{19}
+	return file_socketd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DatagramReply) GetData() []byte {
@@ -1465,14 +1571,15 @@ var File_socketd_proto protoreflect.FileDescriptor
 const file_socketd_proto_rawDesc = "" +
 	"\n" +
 	"\rsocketd.proto\x12\x11socketd.plugin.v1\"\x11\n" +
-	"\x0fDescribeRequest\"\xbd\x02\n" +
+	"\x0fDescribeRequest\"\xe2\x02\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x129\n" +
 	"\tprotocols\x18\x03 \x03(\x0e2\x1b.socketd.plugin.v1.ProtocolR\tprotocols\x12>\n" +
 	"\rplugin_schema\x18\x04 \x01(\v2\x19.socketd.plugin.v1.SchemaR\fpluginSchema\x12<\n" +
 	"\froute_schema\x18\x05 \x01(\v2\x19.socketd.plugin.v1.SchemaR\vrouteSchema\x12B\n" +
-	"\x0flistener_schema\x18\x06 \x01(\v2\x19.socketd.plugin.v1.SchemaR\x0elistenerSchema\"F\n" +
+	"\x0flistener_schema\x18\x06 \x01(\v2\x19.socketd.plugin.v1.SchemaR\x0elistenerSchema\x12#\n" +
+	"\rhttp_exchange\x18\a \x01(\bR\fhttpExchange\"F\n" +
 	"\x06Schema\x12<\n" +
 	"\n" +
 	"attributes\x18\x01 \x03(\v2\x1c.socketd.plugin.v1.AttributeR\n" +
@@ -1550,7 +1657,14 @@ const file_socketd_proto_rawDesc = "" +
 	"\x06device\x18\x01 \x01(\x04R\x06device\x12\x14\n" +
 	"\x05inode\x18\x02 \x01(\x04R\x05inode\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12&\n" +
-	"\x0fmtime_unix_nano\x18\x04 \x01(\x03R\rmtimeUnixNano\"h\n" +
+	"\x0fmtime_unix_nano\x18\x04 \x01(\x03R\rmtimeUnixNano\"\xe6\x01\n" +
+	"\rExchangeFrame\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12=\n" +
+	"\arequest\x18\x02 \x01(\v2#.socketd.plugin.v1.HTTPRequestFrameR\arequest\x12@\n" +
+	"\bresponse\x18\x03 \x01(\v2$.socketd.plugin.v1.HTTPResponseFrameR\bresponse\x12\x16\n" +
+	"\x06cancel\x18\x04 \x01(\bR\x06cancel\x12\x16\n" +
+	"\x06credit\x18\x05 \x01(\rR\x06credit\x12\x14\n" +
+	"\x05abort\x18\x06 \x01(\bR\x05abort\"h\n" +
 	"\n" +
 	"StreamOpen\x12\x1a\n" +
 	"\blistener\x18\x01 \x01(\tR\blistener\x12\x1f\n" +
@@ -1577,11 +1691,12 @@ const file_socketd_proto_rawDesc = "" +
 	"\x11PROTOCOL_DATAGRAM\x10\x03*4\n" +
 	"\bSeverity\x12\x12\n" +
 	"\x0eSEVERITY_ERROR\x10\x00\x12\x14\n" +
-	"\x10SEVERITY_WARNING\x10\x012\xb4\x03\n" +
+	"\x10SEVERITY_WARNING\x10\x012\x88\x04\n" +
 	"\x06Plugin\x12S\n" +
 	"\bDescribe\x12\".socketd.plugin.v1.DescribeRequest\x1a#.socketd.plugin.v1.DescribeResponse\x12V\n" +
 	"\tConfigure\x12#.socketd.plugin.v1.ConfigureRequest\x1a$.socketd.plugin.v1.ConfigureResponse\x12Z\n" +
-	"\tServeHTTP\x12#.socketd.plugin.v1.HTTPRequestFrame\x1a$.socketd.plugin.v1.HTTPResponseFrame(\x010\x01\x12Q\n" +
+	"\tServeHTTP\x12#.socketd.plugin.v1.HTTPRequestFrame\x1a$.socketd.plugin.v1.HTTPResponseFrame(\x010\x01\x12R\n" +
+	"\bExchange\x12 .socketd.plugin.v1.ExchangeFrame\x1a .socketd.plugin.v1.ExchangeFrame(\x010\x01\x12Q\n" +
 	"\vServeStream\x12\x1e.socketd.plugin.v1.StreamFrame\x1a\x1e.socketd.plugin.v1.StreamFrame(\x010\x01\x12N\n" +
 	"\rServeDatagram\x12\x1b.socketd.plugin.v1.Datagram\x1a .socketd.plugin.v1.DatagramReplyB/Z-github.com/socketd/socketd/sdk/proto;pluginpbb\x06proto3"
 
@@ -1598,7 +1713,7 @@ func file_socketd_proto_rawDescGZIP() []byte {
 }
 
 var file_socketd_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_socketd_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_socketd_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_socketd_proto_goTypes = []any{
 	(Protocol)(0),             // 0: socketd.plugin.v1.Protocol
 	(Severity)(0),             // 1: socketd.plugin.v1.Severity
@@ -1618,11 +1733,12 @@ var file_socketd_proto_goTypes = []any{
 	(*HTTPResponseFrame)(nil), // 15: socketd.plugin.v1.HTTPResponseFrame
 	(*FileAnswer)(nil),        // 16: socketd.plugin.v1.FileAnswer
 	(*FileIdentity)(nil),      // 17: socketd.plugin.v1.FileIdentity
-	(*StreamOpen)(nil),        // 18: socketd.plugin.v1.StreamOpen
-	(*StreamFrame)(nil),       // 19: socketd.plugin.v1.StreamFrame
-	(*Datagram)(nil),          // 20: socketd.plugin.v1.Datagram
-	(*DatagramReply)(nil),     // 21: socketd.plugin.v1.DatagramReply
-	nil,                       // 22: socketd.plugin.v1.HTTPRequest.PathValuesEntry
+	(*ExchangeFrame)(nil),     // 18: socketd.plugin.v1.ExchangeFrame
+	(*StreamOpen)(nil),        // 19: socketd.plugin.v1.StreamOpen
+	(*StreamFrame)(nil),       // 20: socketd.plugin.v1.StreamFrame
+	(*Datagram)(nil),          // 21: socketd.plugin.v1.Datagram
+	(*DatagramReply)(nil),     // 22: socketd.plugin.v1.DatagramReply
+	nil,                       // 23: socketd.plugin.v1.HTTPRequest.PathValuesEntry
 }
 var file_socketd_proto_depIdxs = []int32{
 	0,  // 0: socketd.plugin.v1.DescribeResponse.protocols:type_name -> socketd.plugin.v1.Protocol
@@ -1636,28 +1752,32 @@ var file_socketd_proto_depIdxs = []int32{
 	10, // 8: socketd.plugin.v1.ConfigureResponse.diagnostics:type_name -> socketd.plugin.v1.Diagnostic
 	1,  // 9: socketd.plugin.v1.Diagnostic.severity:type_name -> socketd.plugin.v1.Severity
 	11, // 10: socketd.plugin.v1.HTTPRequest.headers:type_name -> socketd.plugin.v1.Header
-	22, // 11: socketd.plugin.v1.HTTPRequest.path_values:type_name -> socketd.plugin.v1.HTTPRequest.PathValuesEntry
+	23, // 11: socketd.plugin.v1.HTTPRequest.path_values:type_name -> socketd.plugin.v1.HTTPRequest.PathValuesEntry
 	12, // 12: socketd.plugin.v1.HTTPRequestFrame.head:type_name -> socketd.plugin.v1.HTTPRequest
 	11, // 13: socketd.plugin.v1.HTTPResponse.headers:type_name -> socketd.plugin.v1.Header
 	16, // 14: socketd.plugin.v1.HTTPResponse.file:type_name -> socketd.plugin.v1.FileAnswer
 	14, // 15: socketd.plugin.v1.HTTPResponseFrame.head:type_name -> socketd.plugin.v1.HTTPResponse
 	17, // 16: socketd.plugin.v1.FileAnswer.identity:type_name -> socketd.plugin.v1.FileIdentity
-	18, // 17: socketd.plugin.v1.StreamFrame.open:type_name -> socketd.plugin.v1.StreamOpen
-	2,  // 18: socketd.plugin.v1.Plugin.Describe:input_type -> socketd.plugin.v1.DescribeRequest
-	6,  // 19: socketd.plugin.v1.Plugin.Configure:input_type -> socketd.plugin.v1.ConfigureRequest
-	13, // 20: socketd.plugin.v1.Plugin.ServeHTTP:input_type -> socketd.plugin.v1.HTTPRequestFrame
-	19, // 21: socketd.plugin.v1.Plugin.ServeStream:input_type -> socketd.plugin.v1.StreamFrame
-	20, // 22: socketd.plugin.v1.Plugin.ServeDatagram:input_type -> socketd.plugin.v1.Datagram
-	3,  // 23: socketd.plugin.v1.Plugin.Describe:output_type -> socketd.plugin.v1.DescribeResponse
-	9,  // 24: socketd.plugin.v1.Plugin.Configure:output_type -> socketd.plugin.v1.ConfigureResponse
-	15, // 25: socketd.plugin.v1.Plugin.ServeHTTP:output_type -> socketd.plugin.v1.HTTPResponseFrame
-	19, // 26: socketd.plugin.v1.Plugin.ServeStream:output_type -> socketd.plugin.v1.StreamFrame
-	21, // 27: socketd.plugin.v1.Plugin.ServeDatagram:output_type -> socketd.plugin.v1.DatagramReply
-	23, // [23:28] is the sub-list for method output_type
-	18, // [18:23] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	13, // 17: socketd.plugin.v1.ExchangeFrame.request:type_name -> socketd.plugin.v1.HTTPRequestFrame
+	15, // 18: socketd.plugin.v1.ExchangeFrame.response:type_name -> socketd.plugin.v1.HTTPResponseFrame
+	19, // 19: socketd.plugin.v1.StreamFrame.open:type_name -> socketd.plugin.v1.StreamOpen
+	2,  // 20: socketd.plugin.v1.Plugin.Describe:input_type -> socketd.plugin.v1.DescribeRequest
+	6,  // 21: socketd.plugin.v1.Plugin.Configure:input_type -> socketd.plugin.v1.ConfigureRequest
+	13, // 22: socketd.plugin.v1.Plugin.ServeHTTP:input_type -> socketd.plugin.v1.HTTPRequestFrame
+	18, // 23: socketd.plugin.v1.Plugin.Exchange:input_type -> socketd.plugin.v1.ExchangeFrame
+	20, // 24: socketd.plugin.v1.Plugin.ServeStream:input_type -> socketd.plugin.v1.StreamFrame
+	21, // 25: socketd.plugin.v1.Plugin.ServeDatagram:input_type -> socketd.plugin.v1.Datagram
+	3,  // 26: socketd.plugin.v1.Plugin.Describe:output_type -> socketd.plugin.v1.DescribeResponse
+	9,  // 27: socketd.plugin.v1.Plugin.Configure:output_type -> socketd.plugin.v1.ConfigureResponse
+	15, // 28: socketd.plugin.v1.Plugin.ServeHTTP:output_type -> socketd.plugin.v1.HTTPResponseFrame
+	18, // 29: socketd.plugin.v1.Plugin.Exchange:output_type -> socketd.plugin.v1.ExchangeFrame
+	20, // 30: socketd.plugin.v1.Plugin.ServeStream:output_type -> socketd.plugin.v1.StreamFrame
+	22, // 31: socketd.plugin.v1.Plugin.ServeDatagram:output_type -> socketd.plugin.v1.DatagramReply
+	26, // [26:32] is the sub-list for method output_type
+	20, // [20:26] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_socketd_proto_init() }
@@ -1671,7 +1791,7 @@ func file_socketd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_socketd_proto_rawDesc), len(file_socketd_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

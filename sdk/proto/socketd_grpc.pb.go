@@ -33,6 +33,7 @@ const (
 	Plugin_Describe_FullMethodName      = "/socketd.plugin.v1.Plugin/Describe"
 	Plugin_Configure_FullMethodName     = "/socketd.plugin.v1.Plugin/Configure"
 	Plugin_ServeHTTP_FullMethodName     = "/socketd.plugin.v1.Plugin/ServeHTTP"
+	Plugin_Exchange_FullMethodName      = "/socketd.plugin.v1.Plugin/Exchange"
 	Plugin_ServeStream_FullMethodName   = "/socketd.plugin.v1.Plugin/ServeStream"
 	Plugin_ServeDatagram_FullMethodName = "/socketd.plugin.v1.Plugin/ServeDatagram"
 )
@@ -51,6 +52,13 @@ type PluginClient interface {
 	// then body chunks; the plugin answers a head, then body chunks (or a
 	// file for the core to serve). Small messages fit in one frame each way.
 	ServeHTTP(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HTTPRequestFrame, HTTPResponseFrame], error)
+	// Exchange carries many HTTP requests over one long-lived stream, each
+	// frame tagged with its request's id, so a small request costs two
+	// messages rather than a call of its own. Optional: the core uses it only
+	// with plugins whose DescribeResponse sets http_exchange, and only for
+	// requests whose whole body fits in the first frame; everything else
+	// goes through ServeHTTP. See ExchangeFrame for the rules.
+	Exchange(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExchangeFrame, ExchangeFrame], error)
 	// ServeStream carries one accepted TCP connection: bytes both ways.
 	ServeStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamFrame, StreamFrame], error)
 	// ServeDatagram answers one datagram (UDP).
@@ -98,9 +106,22 @@ func (c *pluginClient) ServeHTTP(ctx context.Context, opts ...grpc.CallOption) (
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_ServeHTTPClient = grpc.BidiStreamingClient[HTTPRequestFrame, HTTPResponseFrame]
 
+func (c *pluginClient) Exchange(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExchangeFrame, ExchangeFrame], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Plugin_ServiceDesc.Streams[1], Plugin_Exchange_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExchangeFrame, ExchangeFrame]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_ExchangeClient = grpc.BidiStreamingClient[ExchangeFrame, ExchangeFrame]
+
 func (c *pluginClient) ServeStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamFrame, StreamFrame], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Plugin_ServiceDesc.Streams[1], Plugin_ServeStream_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Plugin_ServiceDesc.Streams[2], Plugin_ServeStream_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +156,13 @@ type PluginServer interface {
 	// then body chunks; the plugin answers a head, then body chunks (or a
 	// file for the core to serve). Small messages fit in one frame each way.
 	ServeHTTP(grpc.BidiStreamingServer[HTTPRequestFrame, HTTPResponseFrame]) error
+	// Exchange carries many HTTP requests over one long-lived stream, each
+	// frame tagged with its request's id, so a small request costs two
+	// messages rather than a call of its own. Optional: the core uses it only
+	// with plugins whose DescribeResponse sets http_exchange, and only for
+	// requests whose whole body fits in the first frame; everything else
+	// goes through ServeHTTP. See ExchangeFrame for the rules.
+	Exchange(grpc.BidiStreamingServer[ExchangeFrame, ExchangeFrame]) error
 	// ServeStream carries one accepted TCP connection: bytes both ways.
 	ServeStream(grpc.BidiStreamingServer[StreamFrame, StreamFrame]) error
 	// ServeDatagram answers one datagram (UDP).
@@ -157,6 +185,9 @@ func (UnimplementedPluginServer) Configure(context.Context, *ConfigureRequest) (
 }
 func (UnimplementedPluginServer) ServeHTTP(grpc.BidiStreamingServer[HTTPRequestFrame, HTTPResponseFrame]) error {
 	return status.Errorf(codes.Unimplemented, "method ServeHTTP not implemented")
+}
+func (UnimplementedPluginServer) Exchange(grpc.BidiStreamingServer[ExchangeFrame, ExchangeFrame]) error {
+	return status.Errorf(codes.Unimplemented, "method Exchange not implemented")
 }
 func (UnimplementedPluginServer) ServeStream(grpc.BidiStreamingServer[StreamFrame, StreamFrame]) error {
 	return status.Errorf(codes.Unimplemented, "method ServeStream not implemented")
@@ -228,6 +259,13 @@ func _Plugin_ServeHTTP_Handler(srv interface{}, stream grpc.ServerStream) error 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_ServeHTTPServer = grpc.BidiStreamingServer[HTTPRequestFrame, HTTPResponseFrame]
 
+func _Plugin_Exchange_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PluginServer).Exchange(&grpc.GenericServerStream[ExchangeFrame, ExchangeFrame]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_ExchangeServer = grpc.BidiStreamingServer[ExchangeFrame, ExchangeFrame]
+
 func _Plugin_ServeStream_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(PluginServer).ServeStream(&grpc.GenericServerStream[StreamFrame, StreamFrame]{ServerStream: stream})
 }
@@ -277,6 +315,12 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ServeHTTP",
 			Handler:       _Plugin_ServeHTTP_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Exchange",
+			Handler:       _Plugin_Exchange_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},

@@ -1,0 +1,87 @@
+package httpfront
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/socketd/socketd/sdk"
+)
+
+// cacheFile caches path's file answer in c, as a first plugin answer would.
+func cacheFile(t *testing.T, c *fileCache, path string) *cachedFile {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := sdk.FileFor(path, fi)
+	f.ContentType = "text/plain"
+	c.put("/a.txt", nil, nil, f)
+	return c.get("/a.txt")
+}
+
+func serveCached(t *testing.T, c *fileCache, e *cachedFile, header http.Header) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest("GET", "/a.txt", nil)
+	for k, v := range header {
+		r.Header[k] = v
+	}
+	w := httptest.NewRecorder()
+	if !c.serve(w, r, "/a.txt", e) {
+		t.Fatal("cached entry not served")
+	}
+	return w
+}
+
+// TestKeptBytesFollowRewritesInPlace rewrites a file whose bytes the cache
+// keeps, same size and same mtime: only the change time tells, and the new
+// bytes must be served.
+func TestKeptBytesFollowRewritesInPlace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.txt")
+	os.WriteFile(path, []byte("first\n"), 0o644)
+	fi, _ := os.Stat(path)
+	c := &fileCache{settle: time.Nanosecond}
+	e := cacheFile(t, c, path)
+
+	if w := serveCached(t, c, e, nil); w.Body.String() != "first\n" {
+		t.Fatalf("first hit: %q", w.Body.String())
+	}
+	if e.body.Load() == nil {
+		t.Fatal("a settled small file's bytes were not kept")
+	}
+	w := serveCached(t, c, e, nil)
+	if w.Body.String() != "first\n" || w.Header().Get("Content-Length") != "6" || w.Header().Get("Last-Modified") == "" {
+		t.Fatalf("hit from memory: %q %v", w.Body.String(), w.Header())
+	}
+	if w := serveCached(t, c, e, http.Header{"Range": {"bytes=1-2"}}); w.Code != http.StatusPartialContent || w.Body.String() != "ir" {
+		t.Fatalf("range from memory: %d %q", w.Code, w.Body.String())
+	}
+
+	// Let the clock pass a timestamp tick, then rewrite in place and put
+	// the mtime back: size, mtime, device and inode all match the entry.
+	time.Sleep(20 * time.Millisecond)
+	os.WriteFile(path, []byte("again\n"), 0o644)
+	os.Chtimes(path, fi.ModTime(), fi.ModTime())
+	if w := serveCached(t, c, e, nil); w.Body.String() != "again\n" {
+		t.Fatalf("after a rewrite in place: %q", w.Body.String())
+	}
+}
+
+// TestUnsettledFilesAreReadFromDisk checks that a file changed within the
+// settle window is served but its bytes are not kept.
+func TestUnsettledFilesAreReadFromDisk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.txt")
+	os.WriteFile(path, []byte("fresh\n"), 0o644)
+	c := &fileCache{settle: time.Hour}
+	e := cacheFile(t, c, path)
+	if w := serveCached(t, c, e, nil); w.Body.String() != "fresh\n" {
+		t.Fatalf("got %q", w.Body.String())
+	}
+	if e.body.Load() != nil {
+		t.Fatal("bytes kept for a file changed within the settle window")
+	}
+}
