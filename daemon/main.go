@@ -205,9 +205,6 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 func cmdRun(args []string, stderr io.Writer) int {
 	// Everything the daemon says goes through one buffered writer, so the
 	// access log costs few system calls under load and lines stay in order.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(sdk.GCPercent)
-	}
 	lw := logbuf.New(stderr)
 	defer lw.Close()
 	stderr = lw

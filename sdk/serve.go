@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -33,7 +32,6 @@ func Serve(p Plugin) {
 		os.Exit(1)
 	}
 	slog.SetDefault(Logger())
-	tuneGC()
 	go exitWithParent(os.Getppid())
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
@@ -107,17 +105,3 @@ func newHCLogHandler(w io.Writer) slog.Handler {
 	})
 }
 
-// GCPercent is the garbage collector's target that socketd and the plugins
-// built with this package run with unless GOGC is set. A server's live heap
-// is small and its garbage plentiful, so at Go's default of 100 the
-// collector runs every few megabytes of requests. At 400, wrk on /time
-// measured 0-15% less CPU per request in the core and the plugin (three
-// alternating pairs of runs on a noisy 2-core machine), for a peak heap a
-// few megabytes larger.
-const GCPercent = 400
-
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(GCPercent)
-	}
-}

@@ -391,3 +391,35 @@ func waitLog(t testing.TB, d *Daemon, msg string) map[string]any {
 	})
 	return line
 }
+
+// TestStalledClientHoldsBackOnlyItsOwnAnswer stops reading a large GET
+// answer half-way. Small GETs travel on the same Exchange stream to the
+// same plugin as that answer, and must still be served; then the stalled
+// answer is read to its end, whole.
+func TestStalledClientHoldsBackOnlyItsOwnAnswer(t *testing.T) {
+	d := startTestkit(t, 64)
+	const size = 64 << 20
+	conn, err := net.Dial("tcp", d.Addr("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /download?size=%d HTTP/1.1\r\nHost: x\r\n\r\n", size)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("download: %v %v", resp, err)
+	}
+	// The client reads nothing more for now: socket buffers fill, the core
+	// stops passing frames on and stops granting the plugin credit.
+	for i := range 50 {
+		resp, body := get(t, d.URL("/items/"+strconv.Itoa(i)))
+		if resp.StatusCode != 200 {
+			t.Fatalf("small GET %d beside a stalled answer: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != size {
+		t.Fatalf("stalled answer, read at last: %d bytes, %v; want %d", n, err, size)
+	}
+}
