@@ -104,4 +104,3 @@ func newHCLogHandler(w io.Writer) slog.Handler {
 		},
 	})
 }
-
