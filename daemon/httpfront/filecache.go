@@ -145,7 +145,7 @@ func (c *fileCache) serve(w http.ResponseWriter, r *http.Request, path string, e
 		c.drop(path, e)
 		return false
 	}
-	if b := e.body.Load(); b != nil && b.ctime == st.Ctim {
+	if b := e.body.Load(); b != nil && b.ctime == changeTime(&st) {
 		b.serve(w, r, e)
 		return true
 	}
@@ -176,8 +176,10 @@ func (c *fileCache) keepBytes(fh *os.File, e *cachedFile) *fileBytes {
 	}
 	readAt := time.Now()
 	var before, after syscall.Stat_t
-	if syscall.Fstat(int(fh.Fd()), &before) != nil || !sameFile(&before, e.file.Identity) ||
-		time.Unix(before.Ctim.Unix()).After(readAt.Add(-settle)) {
+	if syscall.Fstat(int(fh.Fd()), &before) != nil || !sameFile(&before, e.file.Identity) {
+		return nil
+	}
+	if ct := changeTime(&before); time.Unix(ct.Unix()).After(readAt.Add(-settle)) {
 		return nil
 	}
 	size := before.Size
@@ -188,13 +190,13 @@ func (c *fileCache) keepBytes(fh *os.File, e *cachedFile) *fileBytes {
 	data := make([]byte, size)
 	_, err := io.ReadFull(io.NewSectionReader(fh, 0, size), data)
 	// Whatever changed the file during the read also moved its change time.
-	if err != nil || syscall.Fstat(int(fh.Fd()), &after) != nil || after.Ctim != before.Ctim || !sameFile(&after, e.file.Identity) {
+	if err != nil || syscall.Fstat(int(fh.Fd()), &after) != nil || changeTime(&after) != changeTime(&before) || !sameFile(&after, e.file.Identity) {
 		c.memUsed.Add(-size)
 		return nil
 	}
 	b := &fileBytes{
 		data:          data,
-		ctime:         before.Ctim,
+		ctime:         changeTime(&before),
 		lastModified:  []string{e.file.Identity.ModTime().UTC().Format(http.TimeFormat)},
 		contentLength: []string{strconv.FormatInt(size, 10)},
 	}
@@ -208,7 +210,7 @@ func (c *fileCache) keepBytes(fh *os.File, e *cachedFile) *fileBytes {
 func sameFile(st *syscall.Stat_t, id sdk.FileIdentity) bool {
 	return st.Mode&syscall.S_IFMT == syscall.S_IFREG &&
 		uint64(st.Dev) == id.Device && uint64(st.Ino) == id.Inode &&
-		st.Size == id.Size && st.Mtim.Nano() == id.ModTimeNanos
+		st.Size == id.Size && modTimeNanos(st) == id.ModTimeNanos
 }
 
 // cacheable reports whether r may be answered from (or fill) the cache.

@@ -56,6 +56,7 @@ func NewServer(name string, lim Limits, handler http.Handler, obs Observer, log 
 			WriteTimeout:      lim.WriteTimeout,
 			IdleTimeout:       lim.IdleTimeout,
 			MaxHeaderBytes:    lim.MaxHeaderBytes,
+			ConnState:         parkConnState,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}
@@ -63,7 +64,7 @@ func NewServer(name string, lim Limits, handler http.Handler, obs Observer, log 
 
 // Serve accepts on ln until Shutdown; it returns nil after a clean shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	if err := s.srv.Serve(ln); err != http.ErrServerClosed {
+	if err := s.srv.Serve(parkIdle(ln, s.log)); err != http.ErrServerClosed {
 		return err
 	}
 	return nil

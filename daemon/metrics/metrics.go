@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/socketd/socketd/daemon/httpfront"
 )
 
 // Metrics is one daemon's set of metrics. Its zero value is not usable;
@@ -80,6 +82,10 @@ func New() *Metrics {
 	m.reloadAt.SetToCurrentTime()
 	m.reg.MustRegister(m.requests, m.duration, m.inflight, m.restarts, m.reloads, m.reloadOK, m.reloadAt,
 		(*pluginCollector)(m),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "socketd_http_parked_connections",
+			Help: "Idle keep-alive connections parked: watched by epoll, without a goroutine or buffers, until their next request.",
+		}, func() float64 { return float64(httpfront.ParkedConnections()) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
