@@ -37,17 +37,7 @@ func Serve(p Plugin) {
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {PluginKey: &grpcPlugin{impl: p}}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			opts = append(opts,
-				grpc.MaxRecvMsgSize(MaxMessageBytes),
-				grpc.MaxSendMsgSize(MaxMessageBytes),
-				// One call per request: reuse worker goroutines instead of
-				// starting one per stream, and share write buffers across
-				// the many short streams.
-				grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-				grpc.SharedWriteBuffer(true),
-				grpc.InitialWindowSize(1<<20),
-				grpc.InitialConnWindowSize(4<<20))
-			return grpc.NewServer(opts...)
+			return grpc.NewServer(append(opts, ServerOptions()...)...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Level: hclog.Info, Output: stderr, JSONFormat: true,
@@ -103,4 +93,23 @@ func newHCLogHandler(w io.Writer) slog.Handler {
 			return a
 		},
 	})
+}
+
+// ServerOptions are the gRPC server options a plugin serves with (Serve
+// uses them; so do benchmarks that stand in for a plugin process).
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
+		// A call per large request: reuse worker goroutines instead of
+		// starting one per stream, and share write buffers across the many
+		// short streams.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		grpc.SharedWriteBuffer(true),
+		// Fixed windows, large enough for 64 KiB chunks to stream at disk
+		// speed; fixing them also turns off gRPC's bandwidth probing, a
+		// ping per burst of small messages.
+		grpc.InitialWindowSize(1 << 20),
+		grpc.InitialConnWindowSize(4 << 20),
+	}
 }

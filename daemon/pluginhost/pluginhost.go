@@ -289,7 +289,7 @@ func (pl *Plugin) launch() (*instance, error) {
 		Logger:           newSlogAdapter(pl.log),
 		StartTimeout:     pl.opts.StartTimeout,
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: pl.sockDir},
-		GRPCDialOptions:  dialOptions(),
+		GRPCDialOptions:  DialOptions(),
 		// What a plugin prints to stdout or stderr directly (not through
 		// its logger) still reaches the daemon's log.
 		SyncStdout: &lineLogger{log: pl.log, stream: "stdout", level: slog.LevelWarn},

@@ -75,7 +75,7 @@ type Harness struct {
 func New(t testing.TB, p sdk.Plugin) *Harness {
 	t.Helper()
 	ln := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(sdk.MaxMessageBytes), grpc.MaxSendMsgSize(sdk.MaxMessageBytes))
+	srv := grpc.NewServer(sdk.ServerOptions()...)
 	sdk.RegisterServer(srv, p)
 	go srv.Serve(ln)
 	conn, err := grpc.NewClient("passthrough:///sdktest",
