@@ -13,6 +13,7 @@ import (
 
 	"github.com/socketd/socketd/daemon/pluginhost"
 	"github.com/socketd/socketd/sdk"
+	"github.com/socketd/socketd/sdk/exchange"
 	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
 
@@ -50,7 +51,7 @@ func BenchmarkExchangeHop(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	x, err := exchangerFor(pluginpb.NewPluginClient(conn))
+	x, err := exchange.For(pluginpb.NewPluginClient(conn))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func BenchmarkExchangeHop(b *testing.B) {
 	}}
 	b.ReportAllocs()
 	for b.Loop() {
-		call, err := x.start(b.Context(), req)
+		call, err := x.Start(b.Context(), req)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -68,6 +69,6 @@ func BenchmarkExchangeHop(b *testing.B) {
 		if err != nil || f.GetHead().GetStatus() != 200 || !f.GetEnd() {
 			b.Fatalf("%v %v", err, f)
 		}
-		call.close()
+		call.Close()
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/socketd/socketd/daemon/pluginhost"
 	"github.com/socketd/socketd/sdk"
+	"github.com/socketd/socketd/sdk/exchange"
 	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
 
@@ -145,28 +146,28 @@ func (f *Forward) exchange(ctx context.Context, cancel context.CancelFunc, w htt
 		}
 		first.Body = (*bp)[:n]
 	}
-	var call *exchangeCall
-	x, err := exchangerFor(client)
+	var call *exchange.Call
+	x, err := exchange.For(client)
 	if err == nil {
-		call, err = x.start(ctx, first)
+		call, err = x.Start(ctx, first)
 	}
-	if (err == errExchangeGone || status.Code(err) == codes.Unavailable) && r.Context().Err() == nil {
+	if (err == exchange.ErrGone || status.Code(err) == codes.Unavailable) && r.Context().Err() == nil {
 		// As in forward: the request never reached the plugin, whose
 		// connection is gone, so it may go to the next process.
 		f.Plugin.Unreachable(client)
 		if client, err = f.Plugin.Client(ctx); err == nil {
-			if x, err = exchangerFor(client); err == nil {
-				call, err = x.start(ctx, first)
+			if x, err = exchange.For(client); err == nil {
+				call, err = x.Start(ctx, first)
 			}
 		}
 	}
-	if err == errExchangeGone {
+	if err == exchange.ErrGone {
 		err = status.Error(codes.Unavailable, "plugin connection is gone")
 	}
 	if err != nil {
 		return f.callError(r, err)
 	}
-	defer call.close()
+	defer call.Close()
 	return f.relay(w, r, call, client, cancel, func() error { return nil })
 }
 

@@ -23,9 +23,12 @@ func (tiny) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // BenchmarkHop measures one request through the real plugin protocol,
-// in-process: the request head out, the handler run by the SDK as an
-// http.Handler, the one-frame answer back, over gRPC. Both ends' allocations
-// are counted, so this is the hop's cost without sockets or processes.
+// in-process, as sdktest sends it: a small request on the Exchange stream
+// (the head out, the handler run by the SDK as an http.Handler, the
+// one-frame answer back, over gRPC). Both ends' allocations are counted,
+// so this is the hop's cost without sockets or processes. (A ServeHTTP
+// call of its own, which larger requests use, measured 99 us, 14 KB and
+// 211 allocations.)
 //
 //	go test -run '^$' -bench Hop -benchmem ./sdk/sdktest/
 func BenchmarkHop(b *testing.B) {

@@ -45,6 +45,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/socketd/socketd/sdk"
+	"github.com/socketd/socketd/sdk/exchange"
 	"github.com/socketd/socketd/sdk/internal/frames"
 	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
@@ -460,14 +461,11 @@ type fileError struct {
 
 func (e *fileError) Error() string { return e.err.Error() }
 
-// forward makes one ServeHTTP call, as the core's HTTP front does.
+// forward sends the request to the plugin as the core's HTTP front does:
+// on the Exchange stream when the whole request fits in one frame and the
+// plugin offers it, else as a ServeHTTP call of its own.
 func (h *Harness) forward(req *http.Request, route string, values map[string]string) (*answer, error) {
 	ctx, cancel := context.WithCancel(req.Context())
-	stream, err := h.client.ServeHTTP(ctx)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
 	target := req.RequestURI
 	if target == "" {
 		target = req.URL.RequestURI()
@@ -501,14 +499,32 @@ func (h *Harness) forward(req *http.Request, route string, values map[string]str
 		head.ContentLength = -1 // a client request with a body of unknown length
 	}
 	first := &pluginpb.HTTPRequestFrame{Head: head}
-	if body == nil {
-		first.End = true
-		if err := stream.Send(first); err != nil && err != io.EOF {
+	var stream frameSource
+	if h.desc.GetHttpExchange() && head.ContentLength >= 0 && head.ContentLength <= sdk.ChunkSize {
+		call, err := h.exchange(ctx, first, body)
+		if err != nil {
 			cancel()
 			return nil, err
 		}
+		stream = call
+		stop := cancel
+		cancel = func() { call.Close(); stop() }
 	} else {
-		go sendBody(stream, first, body)
+		s, err := h.client.ServeHTTP(ctx)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		stream = s
+		if body == nil {
+			first.End = true
+			if err := s.Send(first); err != nil && err != io.EOF {
+				cancel()
+				return nil, err
+			}
+		} else {
+			go sendBody(s, first, body)
+		}
 	}
 
 	frame, err := stream.Recv()
@@ -540,6 +556,31 @@ func (h *Harness) forward(req *http.Request, route string, values map[string]str
 		rb = headBody{rb} // net/http drops a HEAD answer's body
 	}
 	return &answer{status: status, header: header, route: route, body: rb}, nil
+}
+
+// frameSource yields an answer's frames: a ServeHTTP call or an Exchange
+// call.
+type frameSource interface {
+	Recv() (*pluginpb.HTTPResponseFrame, error)
+}
+
+// exchange sends a request whose whole body fits in one frame on the
+// plugin's Exchange stream.
+func (h *Harness) exchange(ctx context.Context, first *pluginpb.HTTPRequestFrame, body io.ReadCloser) (*exchange.Call, error) {
+	first.End = true
+	if body != nil {
+		b, err := io.ReadAll(io.LimitReader(body, first.GetHead().GetContentLength()))
+		body.Close()
+		if err != nil {
+			return nil, err
+		}
+		first.Body = b
+	}
+	x, err := exchange.For(h.client)
+	if err != nil {
+		return nil, err
+	}
+	return x.Start(ctx, first)
 }
 
 // headBody reads a HEAD answer's body to its end and returns none of it.
@@ -580,7 +621,7 @@ func sendBody(stream pluginpb.Plugin_ServeHTTPClient, first *pluginpb.HTTPReques
 
 // frameReader reads the body frames of a response.
 type frameReader struct {
-	stream pluginpb.Plugin_ServeHTTPClient
+	stream frameSource
 	cancel context.CancelFunc
 	buf    []byte
 	done   bool

@@ -1,4 +1,11 @@
-package httpfront
+// Package exchange is the calling side of the plugin protocol's Exchange
+// stream (socketd.proto): small HTTP requests travel to a plugin process as
+// one tagged message each way on a stream opened once per connection,
+// rather than as a gRPC call each, which costs a new HTTP/2 stream, its
+// headers and a goroutine on both sides. socketd's HTTP front sends
+// requests through it, and so does sdktest, so a plugin's tests take the
+// path its requests take in production.
+package exchange
 
 import (
 	"context"
@@ -13,11 +20,8 @@ import (
 	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
 
-// exchanger is the core's end of one plugin connection's Exchange stream
-// (socketd.proto): small requests travel as one tagged message each way on
-// a stream opened once, rather than as a gRPC call each, which costs a new
-// HTTP/2 stream, its headers and a goroutine on both sides.
-type exchanger struct {
+// Stream is the calling end of one plugin connection's Exchange stream.
+type Stream struct {
 	client pluginpb.PluginClient
 	stream pluginpb.Plugin_ExchangeClient
 	sendMu sync.Mutex // a gRPC stream takes one Send at a time
@@ -30,37 +34,37 @@ type exchanger struct {
 	err  error
 }
 
-// exchangers holds the open Exchange stream of each plugin connection. An
+// streams holds the open Exchange stream of each plugin connection. An
 // entry leaves when its stream breaks, which it does when the plugin
 // process exits or its connection is closed.
-var exchangers sync.Map // pluginpb.PluginClient -> *exchanger
+var streams sync.Map // pluginpb.PluginClient -> *Stream
 
-// errExchangeGone means the stream was already broken: the request was not
-// sent, so it may go to the plugin's next process.
-var errExchangeGone = errors.New("exchange stream is gone")
+// ErrGone means the stream was already broken: the request was not sent,
+// so it may go to the plugin's next process.
+var ErrGone = errors.New("exchange stream is gone")
 
-// exchangerFor returns client's Exchange stream, opening it at first use.
-func exchangerFor(client pluginpb.PluginClient) (*exchanger, error) {
-	if v, ok := exchangers.Load(client); ok {
-		return v.(*exchanger), nil
+// For returns client's Exchange stream, opening it at first use.
+func For(client pluginpb.PluginClient) (*Stream, error) {
+	if v, ok := streams.Load(client); ok {
+		return v.(*Stream), nil
 	}
 	// The stream outlives every request; it ends with the connection.
 	stream, err := client.Exchange(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	x := &exchanger{client: client, stream: stream, calls: make(map[uint64]chan *pluginpb.ExchangeFrame), done: make(chan struct{})}
-	if v, loaded := exchangers.LoadOrStore(client, x); loaded {
+	x := &Stream{client: client, stream: stream, calls: make(map[uint64]chan *pluginpb.ExchangeFrame), done: make(chan struct{})}
+	if v, loaded := streams.LoadOrStore(client, x); loaded {
 		// Another request opened one first; this one is not used.
 		stream.CloseSend()
-		return v.(*exchanger), nil
+		return v.(*Stream), nil
 	}
 	go x.read()
 	return x, nil
 }
 
 // read hands each answer frame to its request, until the stream breaks.
-func (x *exchanger) read() {
+func (x *Stream) read() {
 	for {
 		f, err := x.stream.Recv()
 		if err != nil {
@@ -71,7 +75,7 @@ func (x *exchanger) read() {
 			x.err = err
 			close(x.done)
 			x.mu.Unlock()
-			exchangers.CompareAndDelete(x.client, x)
+			streams.CompareAndDelete(x.client, x)
 			return
 		}
 		x.mu.Lock()
@@ -95,38 +99,39 @@ func (x *exchanger) read() {
 	}
 }
 
-func (x *exchanger) send(f *pluginpb.ExchangeFrame) error {
+func (x *Stream) send(f *pluginpb.ExchangeFrame) error {
 	x.sendMu.Lock()
 	defer x.sendMu.Unlock()
 	return x.stream.Send(f)
 }
 
-// start sends req as a new request; its answer is read from the returned
-// call, which the caller must close.
-func (x *exchanger) start(ctx context.Context, req *pluginpb.HTTPRequestFrame) (*exchangeCall, error) {
+// Start sends req, which must carry the whole request (head, body, end),
+// as a new request; its answer is read from the returned call, which the
+// caller must Close. ctx bounds the wait for the answer.
+func (x *Stream) Start(ctx context.Context, req *pluginpb.HTTPRequestFrame) (*Call, error) {
 	ch := make(chan *pluginpb.ExchangeFrame, sdk.ExchangeWindow)
 	x.mu.Lock()
 	if x.err != nil {
 		x.mu.Unlock()
-		return nil, errExchangeGone
+		return nil, ErrGone
 	}
 	x.next++
 	id := x.next
 	x.calls[id] = ch
 	x.mu.Unlock()
-	c := &exchangeCall{x: x, id: id, frames: ch, ctx: ctx}
+	c := &Call{x: x, id: id, frames: ch, ctx: ctx}
 	if err := x.send(&pluginpb.ExchangeFrame{Id: id, Request: req}); err != nil {
 		c.ended = true
-		c.close()
+		c.Close()
 		return nil, c.streamErr(err)
 	}
 	return c, nil
 }
 
-// exchangeCall is one request's answer on an Exchange stream. Its Recv
+// Call is one request's answer on an Exchange stream. Its Recv
 // behaves as a ServeHTTP stream's does.
-type exchangeCall struct {
-	x      *exchanger
+type Call struct {
+	x      *Stream
 	id     uint64
 	frames chan *pluginpb.ExchangeFrame
 	ctx    context.Context
@@ -136,7 +141,7 @@ type exchangeCall struct {
 
 // Recv returns the next frame of the answer. Calling it again means the
 // previous frame was passed on, so the plugin gets credit for one more.
-func (c *exchangeCall) Recv() (*pluginpb.HTTPResponseFrame, error) {
+func (c *Call) Recv() (*pluginpb.HTTPResponseFrame, error) {
 	if c.got > 0 && !c.ended {
 		if err := c.x.send(&pluginpb.ExchangeFrame{Id: c.id, Credit: 1}); err != nil {
 			return nil, c.streamErr(err)
@@ -163,8 +168,8 @@ func (c *exchangeCall) Recv() (*pluginpb.HTTPResponseFrame, error) {
 	}
 }
 
-// close ends the request; one the plugin has not finished is cancelled.
-func (c *exchangeCall) close() {
+// Close ends the request; one the plugin has not finished is cancelled.
+func (c *Call) Close() {
 	c.x.mu.Lock()
 	if c.x.calls[c.id] == c.frames {
 		delete(c.x.calls, c.id)
@@ -177,7 +182,7 @@ func (c *exchangeCall) close() {
 }
 
 // streamErr is the error of a failed Send: the stream's own when it broke.
-func (c *exchangeCall) streamErr(err error) error {
+func (c *Call) streamErr(err error) error {
 	select {
 	case <-c.x.done:
 		return c.x.err
