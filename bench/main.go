@@ -80,12 +80,17 @@ func ensureTools() {
 type target struct {
 	Case, Server, URL string
 	Conns             int
+	// procs are the processes whose CPU the case costs (with their
+	// children: socketd's plugins, nginx's workers).
+	procs []*server
 }
 
 type sample struct {
 	ReqPerSec, BytesPerSec float64
 	P50, P99               time.Duration
 	Errors                 int
+	// CPUPerReq is the servers' CPU time (user + system) per request.
+	CPUPerReq time.Duration
 }
 
 type result struct {
@@ -95,6 +100,7 @@ type result struct {
 	P50ms, P99ms  float64
 	RatioToNginx  float64 `json:"ratio_to_nginx,omitempty"`
 	RatioToPython float64 `json:"ratio_to_python,omitempty"`
+	CPUusPerReq   float64 `json:"cpu_us_per_req"`
 	Errors        int
 	Samples       []float64 `json:"req_per_sec_samples"`
 }
@@ -146,25 +152,26 @@ func main() {
 	var targets []target
 	for _, c := range []struct{ name, path string }{{"page /", "/"}, {"jpeg /test.jpg", "/test.jpg"}} {
 		for _, s := range []*server{socketd, nginx, caddy, python} {
-			targets = append(targets, target{c.name, s.name, url(s, c.path), *connections})
+			targets = append(targets, target{c.name, s.name, url(s, c.path), *connections, []*server{s}})
 		}
 	}
 	for _, s := range []*server{socketd, nginx, caddy} {
-		targets = append(targets, target{"10 MB file", s.name, url(s, "/big.bin"), 8})
+		targets = append(targets, target{"10 MB file", s.name, url(s, "/big.bin"), 8, []*server{s}})
 	}
 	targets = append(targets,
-		target{"dynamic /time", "socketd", url(socketd, "/time"), *connections},
-		target{"dynamic /time", "nginx", url(nginx, "/time"), *connections}, // nginx → proxy_pass → Go
-		target{"dynamic /time", "go-backend", url(backend, "/time"), *connections},
-		target{"dynamic /time", "python", url(python, "/"), *connections}, // the floor: its cheapest answer
+		target{"dynamic /time", "socketd", url(socketd, "/time"), *connections, []*server{socketd}},
+		// nginx → proxy_pass → Go: both processes' CPU counts.
+		target{"dynamic /time", "nginx", url(nginx, "/time"), *connections, []*server{nginx, backend}},
+		target{"dynamic /time", "go-backend", url(backend, "/time"), *connections, []*server{backend}},
+		target{"dynamic /time", "python", url(python, "/"), *connections, []*server{python}}, // the floor: its cheapest answer
 	)
 	total := time.Duration(len(targets)**rounds) * (*duration + 300*time.Millisecond)
 	fmt.Fprintf(os.Stderr, "bench: %d runs of %v (about %v), wrk -t1 -c%d\n", len(targets)**rounds, *duration, total.Round(time.Second), *connections)
 
-	samples := map[target][]sample{}
+	samples := make([][]sample, len(targets))
 	var peakBigRSS int64
 	for r := 0; r < *rounds; r++ {
-		for _, t := range targets {
+		for i, t := range targets {
 			if ctx.Err() != nil {
 				fatalf("interrupted")
 			}
@@ -172,7 +179,7 @@ func main() {
 			if err != nil {
 				fatalf("%s %s: %v", t.Case, t.Server, err)
 			}
-			samples[t] = append(samples[t], s)
+			samples[i] = append(samples[i], s)
 			fmt.Fprintf(os.Stderr, "  round %d  %-15s %-10s %10.0f req/s\n", r+1, t.Case, t.Server, s.ReqPerSec)
 			if t.Server == "socketd" && t.Case == "10 MB file" {
 				peakBigRSS = max(peakBigRSS, rssKB(socketd.cmd.Process.Pid, "VmRSS"))
@@ -194,7 +201,7 @@ func main() {
 	fmt.Printf("\nresults written to %s\n", *out)
 }
 
-func summarize(targets []target, samples map[target][]sample) []result {
+func summarize(targets []target, samples [][]sample) []result {
 	var results []result
 	med := func(xs []float64) float64 {
 		s := append([]float64(nil), xs...)
@@ -202,11 +209,12 @@ func summarize(targets []target, samples map[target][]sample) []result {
 		return s[len(s)/2]
 	}
 	byCase := map[string]map[string]*result{}
-	for _, t := range targets {
-		ss := samples[t]
-		var rps, bps, p50, p99 []float64
+	for i, t := range targets {
+		ss := samples[i]
+		var rps, bps, p50, p99, cpu []float64
 		errs := 0
 		for _, s := range ss {
+			cpu = append(cpu, float64(s.CPUPerReq)/1e3)
 			rps = append(rps, s.ReqPerSec)
 			bps = append(bps, s.BytesPerSec)
 			p50 = append(p50, float64(s.P50)/1e6)
@@ -215,7 +223,7 @@ func summarize(targets []target, samples map[target][]sample) []result {
 		}
 		results = append(results, result{
 			Case: t.Case, Server: t.Server, ReqPerSec: med(rps), MBPerSec: med(bps) / 1e6,
-			P50ms: med(p50), P99ms: med(p99), Errors: errs, Samples: rps,
+			P50ms: med(p50), P99ms: med(p99), CPUusPerReq: med(cpu), Errors: errs, Samples: rps,
 		})
 		if byCase[t.Case] == nil {
 			byCase[t.Case] = map[string]*result{}
@@ -237,7 +245,7 @@ func summarize(targets []target, samples map[target][]sample) []result {
 }
 
 func printTable(results []result) {
-	fmt.Printf("\n%-15s %-11s %11s %9s %8s %8s %8s %9s %6s\n", "case", "server", "req/s", "MB/s", "p50 ms", "p99 ms", "×nginx", "×python", "errors")
+	fmt.Printf("\n%-15s %-11s %11s %9s %8s %8s %8s %9s %11s %6s\n", "case", "server", "req/s", "MB/s", "p50 ms", "p99 ms", "×nginx", "×python", "CPU µs/req", "errors")
 	last := ""
 	for _, r := range results {
 		if r.Case != last && last != "" {
@@ -250,8 +258,8 @@ func printTable(results []result) {
 			}
 			return fmt.Sprintf("%.2f", x)
 		}
-		fmt.Printf("%-15s %-11s %11.0f %9.1f %8.2f %8.2f %8s %9s %6d\n", r.Case, r.Server, r.ReqPerSec, r.MBPerSec, r.P50ms, r.P99ms,
-			ratio(r.RatioToNginx), ratio(r.RatioToPython), r.Errors)
+		fmt.Printf("%-15s %-11s %11.0f %9.1f %8.2f %8.2f %8s %9s %11.1f %6d\n", r.Case, r.Server, r.ReqPerSec, r.MBPerSec, r.P50ms, r.P99ms,
+			ratio(r.RatioToNginx), ratio(r.RatioToPython), r.CPUusPerReq, r.Errors)
 	}
 }
 

@@ -2,15 +2,18 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -20,13 +23,20 @@ var (
 	pctRe      = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$`)
 	sockErrRe  = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 	non2xxRe   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	totalRe    = regexp.MustCompile(`(\d+) requests in`)
 	unitFactor = map[string]float64{"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
 )
 
 // runWrk drives one target for -duration with one wrk thread.
 func runWrk(t target) (sample, error) {
 	args := []string{"-t1", fmt.Sprintf("-c%d", t.Conns), "-d" + duration.String(), "--latency", t.URL}
+	var pids []int
+	for _, s := range t.procs {
+		pids = append(pids, s.cmd.Process.Pid)
+	}
+	cpu0 := treeCPU(pids)
 	outb, err := exec.Command("wrk", args...).CombinedOutput()
+	cpu := treeCPU(pids) - cpu0
 	out := string(outb)
 	if err != nil {
 		return sample{}, fmt.Errorf("wrk %v: %v\n%s", args, err, out)
@@ -48,6 +58,11 @@ func runWrk(t target) (sample, error) {
 			s.P50 = d
 		} else {
 			s.P99 = d
+		}
+	}
+	if m := totalRe.FindStringSubmatch(out); m != nil {
+		if n, _ := strconv.ParseFloat(m[1], 64); n > 0 {
+			s.CPUPerReq = time.Duration(float64(cpu) / n)
 		}
 	}
 	if m := sockErrRe.FindStringSubmatch(out); m != nil {
@@ -124,4 +139,55 @@ func measureDaemon(dir, bin string, running *server, peakBigKB int64) daemonFigu
 	fmt.Printf("socketd RSS: idle %.1f MB, while serving the 10 MB file %.1f MB, with %d idle keep-alive connections %.1f MB\n",
 		f.RSSIdleMB, f.RSSDuringBigMB, f.IdleConns, f.RSSWithIdleConnMB)
 	return f
+}
+
+// treeCPU returns the CPU time (user + system) the processes pids and all
+// their descendants have used, from /proc. A server's cost per request is
+// what it burns, whatever else the machine runs at the time; req/s on a
+// shared 2-core machine moves with the neighbours.
+func treeCPU(pids []int) time.Duration {
+	type proc struct {
+		ppid  int
+		ticks int64
+	}
+	procs := map[int]proc{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The command may hold spaces and parentheses: fields start after
+		// the last ')'. Then: state ppid ... utime(14) stime(15).
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		procs[pid] = proc{ppid, utime + stime}
+	}
+	in := map[int]bool{}
+	for _, p := range pids {
+		in[p] = true
+	}
+	for changed := true; changed; {
+		changed = false
+		for pid, p := range procs {
+			if !in[pid] && in[p.ppid] {
+				in[pid], changed = true, true
+			}
+		}
+	}
+	var ticks int64
+	for pid := range in {
+		ticks += procs[pid].ticks
+	}
+	// /proc counts in USER_HZ, 100 per second on Linux.
+	return time.Duration(ticks) * (time.Second / 100)
 }
