@@ -1,19 +1,29 @@
 // Package logbuf gathers the daemon's log lines into few writes. Under load
-// the access log is a line per request; written one by one they cost a
-// system call each, more than the rest of a cached static request's
-// logging. A Writer appends lines to a buffer and one goroutine writes what
-// has gathered whenever it can, so a quiet daemon still logs at once while
-// a busy one writes many lines per system call, in order.
+// the access log is a line per request; written one by one, or even handed
+// one by one to a writing goroutine, each line costs a system call or a
+// thread wake-up, which measured about a sixth of a cached static
+// request's CPU. A Writer appends lines to a buffer that is written when
+// it holds flushSize bytes or flushDelay after its first line, as nginx's
+// access_log buffer= and flush= do: a busy daemon writes a few times per
+// second per megabyte of log, a quiet one within flushDelay, in order.
 package logbuf
 
 import (
 	"io"
 	"sync"
+	"time"
 )
 
-// maxPending bounds the bytes waiting to be written: past it, Write waits,
-// so a stalled log reader slows the daemon rather than growing its memory.
-const maxPending = 1 << 20
+const (
+	// flushDelay bounds how long a line waits before it is written.
+	flushDelay = 10 * time.Millisecond
+	// flushSize is the buffer size that is written without waiting.
+	flushSize = 64 << 10
+	// maxPending bounds the bytes waiting to be written: past it, Write
+	// waits, so a stalled log reader slows the daemon rather than growing
+	// its memory.
+	maxPending = 1 << 20
+)
 
 // Writer is an io.Writer safe for concurrent use. Close writes what is
 // pending; later writes go straight through.
@@ -24,6 +34,7 @@ type Writer struct {
 	pending []byte
 	spare   []byte
 	closed  bool
+	timer   *time.Timer // flushes flushDelay after the first pending line
 	wake    chan struct{}
 	done    chan struct{}
 }
@@ -32,6 +43,8 @@ type Writer struct {
 func New(out io.Writer) *Writer {
 	w := &Writer{out: out, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	w.drained.L = &w.mu
+	w.timer = time.AfterFunc(time.Hour, w.signal)
+	w.timer.Stop()
 	go w.loop()
 	return w
 }
@@ -44,42 +57,51 @@ func (w *Writer) Write(p []byte) (int, error) {
 	}
 	if w.closed {
 		w.mu.Unlock()
+		<-w.done // after what was pending, in order
 		return w.out.Write(p)
 	}
+	first := len(w.pending) == 0
 	w.pending = append(w.pending, p...)
+	full := len(w.pending) >= flushSize
+	if first && !full {
+		w.timer.Reset(flushDelay)
+	}
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default: // already woken: the loop will see these bytes too
+	if full {
+		w.signal()
 	}
 	return len(p), nil
+}
+
+func (w *Writer) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // already signalled: the loop will see these bytes too
+	}
 }
 
 func (w *Writer) loop() {
 	defer close(w.done)
 	for range w.wake {
-		for {
-			w.mu.Lock()
-			batch := w.pending
-			if len(batch) == 0 {
-				closed := w.closed
-				w.mu.Unlock()
-				if closed {
-					return
-				}
-				break
-			}
-			w.pending = w.spare[:0]
-			w.mu.Unlock()
+		w.mu.Lock()
+		batch := w.pending
+		closed := w.closed
+		w.pending = w.spare[:0]
+		w.timer.Stop()
+		w.mu.Unlock()
 
+		if len(batch) > 0 {
 			w.out.Write(batch) // a log with nowhere to go has no one to tell
+		}
 
-			w.mu.Lock()
-			if cap(batch) <= maxPending {
-				w.spare = batch[:0]
-			}
-			w.drained.Broadcast()
-			w.mu.Unlock()
+		w.mu.Lock()
+		if cap(batch) <= maxPending {
+			w.spare = batch[:0]
+		}
+		w.drained.Broadcast()
+		w.mu.Unlock()
+		if closed {
+			return
 		}
 	}
 }
@@ -94,10 +116,7 @@ func (w *Writer) Close() error {
 	w.closed = true
 	w.drained.Broadcast()
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	w.signal()
 	<-w.done
 	return nil
 }

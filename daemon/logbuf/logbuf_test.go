@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // lockedBuffer records every write the Writer makes.
@@ -68,5 +69,25 @@ func TestWritesAfterCloseGoStraightThrough(t *testing.T) {
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestALineIsWrittenWithoutMore checks that a lone line reaches the output
+// on its own (after flushDelay), with no further writes and no Close.
+func TestALineIsWrittenWithoutMore(t *testing.T) {
+	out := &lockedBuffer{}
+	w := New(out)
+	defer w.Close()
+	w.Write([]byte("alone\n"))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		out.mu.Lock()
+		got := out.buf.String()
+		out.mu.Unlock()
+		if got == "alone\n" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s the output holds %q", got)
+		}
 	}
 }
