@@ -4,8 +4,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +37,7 @@ func Serve(p Plugin) {
 	}
 	slog.SetDefault(Logger())
 	go exitWithParent(os.Getppid())
+	servePprof(os.Getenv(PprofEnv))
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {PluginKey: &grpcPlugin{impl: p}}},
@@ -112,4 +117,57 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.InitialWindowSize(1 << 20),
 		grpc.InitialConnWindowSize(4 << 20),
 	}
+}
+
+// PprofEnv names the environment variable with which socketd asks a plugin
+// to serve Go's profiler (admin { pprof = true } in config.hcl): a loopback
+// address, port 0 for any. The plugin logs where it listens.
+const PprofEnv = "SOCKETD_PLUGIN_PPROF"
+
+// servePprof serves /debug/pprof/ on addr if it is a loopback address.
+func servePprof(addr string) {
+	if addr == "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		slog.Warn("pprof: not a loopback address; profiler not served", "address", addr)
+		return
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		slog.Warn("pprof: cannot listen", "error", err)
+		return
+	}
+	// runtime/pprof, not net/http/pprof: importing that would register the
+	// profiler on http.DefaultServeMux, which a plugin may serve as its
+	// routes.
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/profile", func(w http.ResponseWriter, r *http.Request) {
+		secs, err := strconv.Atoi(r.URL.Query().Get("seconds"))
+		if err != nil || secs <= 0 {
+			secs = 30
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if err := pprof.StartCPUProfile(w); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		select {
+		case <-time.After(time.Duration(secs) * time.Second):
+		case <-r.Context().Done():
+		}
+		pprof.StopCPUProfile()
+	})
+	mux.HandleFunc("GET /debug/pprof/{name}", func(w http.ResponseWriter, r *http.Request) {
+		p := pprof.Lookup(r.PathValue("name"))
+		if p == nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		p.WriteTo(w, 0)
+	})
+	slog.Info("pprof listening", "address", ln.Addr().String())
+	go http.Serve(ln, mux)
 }

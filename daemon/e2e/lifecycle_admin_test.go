@@ -263,3 +263,38 @@ func TestLifecyclePluginsCommand(t *testing.T) {
 		t.Errorf("with a broken plugin: exit %d\n%s", code, stdout)
 	}
 }
+
+// TestProfilersWhenAsked checks admin { pprof = true }: the core serves
+// /debug/pprof/ on the admin listener, and each plugin serves its own on a
+// loopback port it logs. Without the switch, neither does.
+func TestProfilersWhenAsked(t *testing.T) {
+	d := startDaemon(t, strings.Replace(adminConfig, `address = "127.0.0.1:0"
+}`, `address = "127.0.0.1:0"
+  pprof   = true
+}`, 1), nil)
+	admin := fmt.Sprint(waitLog(t, d, "admin listening")["address"])
+	if resp, body := get(t, "http://"+admin+"/debug/pprof/"); resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine") {
+		t.Fatalf("core /debug/pprof/: %d", resp.StatusCode)
+	}
+	line := waitLog(t, d, "pprof listening")
+	if line["plugin"] != "testkit" {
+		t.Fatalf("pprof line: %v", line)
+	}
+	addr := fmt.Sprint(line["address"])
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("plugin profiler on %s, want loopback", addr)
+	}
+	if resp, body := get(t, "http://"+addr+"/debug/pprof/heap"); resp.StatusCode != 200 || len(body) == 0 {
+		t.Fatalf("plugin heap profile: %d, %d bytes", resp.StatusCode, len(body))
+	}
+
+	off := startDaemon(t, adminConfig, nil)
+	admin = fmt.Sprint(waitLog(t, off, "admin listening")["address"])
+	if resp, _ := get(t, "http://"+admin+"/debug/pprof/"); resp.StatusCode != 404 {
+		t.Fatalf("core /debug/pprof/ without pprof = true: %d", resp.StatusCode)
+	}
+	answer(t, off.URL("/items/1")) // the plugin is up and has logged its start
+	if ls := off.Lines("pprof listening"); len(ls) > 0 {
+		t.Fatalf("a plugin serves a profiler without pprof = true: %v", ls)
+	}
+}

@@ -68,6 +68,9 @@ type Options struct {
 	// OnRestart, if set, is called each time a crashed process has been
 	// replaced (for metrics).
 	OnRestart func()
+	// Pprof asks the plugin to serve Go's profiler on a loopback port of
+	// its choosing, which it logs (sdk.PprofEnv).
+	Pprof bool
 }
 
 // Pool owns the plugin processes of a daemon and the private directory
@@ -280,6 +283,9 @@ func (pl *Plugin) launch() (*instance, error) {
 	cmd := exec.Command(pl.opts.Binary)
 	cmd.Dir = pl.opts.Dir
 	cmd.Env = []string{plugin.EnvUnixSocketDir + "=" + sockDir}
+	if pl.opts.Pprof {
+		cmd.Env = append(cmd.Env, sdk.PprofEnv+"=127.0.0.1:0")
+	}
 	dieWithParent(cmd)
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,

@@ -39,6 +39,7 @@ func (d *Daemon) options(cfg *config.Config, p *config.Plugin) pluginhost.Option
 		Name: p.Name, Binary: p.Binary, Dir: cfg.Dir,
 		StartTimeout: p.StartTimeout, MaxConcurrency: p.MaxConcurrency,
 		OnRestart: d.metrics.PluginRestarted(p.Name),
+		Pprof:     cfg.Admin != nil && cfg.Admin.Pprof,
 	}
 	if p.SHA256 != "" {
 		o.SHA256, _ = hex.DecodeString(p.SHA256) // validated by config
@@ -59,7 +60,7 @@ func reusable(o *plugin, want pluginhost.Options) bool {
 	}
 	have := o.Options()
 	if have.Binary != want.Binary || have.Dir != want.Dir || have.StartTimeout != want.StartTimeout ||
-		have.MaxConcurrency != want.MaxConcurrency || !bytes.Equal(have.SHA256, want.SHA256) {
+		have.MaxConcurrency != want.MaxConcurrency || !bytes.Equal(have.SHA256, want.SHA256) || have.Pprof != want.Pprof {
 		return false
 	}
 	sum, err := pluginhost.FileSHA256(want.Binary)
