@@ -86,19 +86,12 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return f.callError(r, err)
 	}
-	if f.Plugin.Description().GetHttpExchange() && r.ContentLength >= 0 && r.ContentLength <= sdk.ChunkSize {
+	if exchange.Fits(f.Plugin.Description(), r.ContentLength) {
 		return f.exchange(ctx, cancel, w, r, client)
 	}
-	stream, err := client.ServeHTTP(ctx)
-	if err != nil && status.Code(err) == codes.Unavailable && r.Context().Err() == nil {
-		// The call never reached the plugin (its connection is gone: it
-		// crashed a moment ago). Nothing was delivered, so waiting for the
-		// restarted process and calling it is not a retry.
-		f.Plugin.Unreachable(client)
-		if client, err = f.Plugin.Client(ctx); err == nil {
-			stream, err = client.ServeHTTP(ctx)
-		}
-	}
+	stream, client, err := open(f, ctx, r, client, func(c pluginpb.PluginClient) (pluginpb.Plugin_ServeHTTPClient, error) {
+		return c.ServeHTTP(ctx)
+	})
 	if err != nil {
 		return f.callError(r, err)
 	}
@@ -146,29 +139,33 @@ func (f *Forward) exchange(ctx context.Context, cancel context.CancelFunc, w htt
 		}
 		first.Body = (*bp)[:n]
 	}
-	var call *exchange.Call
-	x, err := exchange.For(client)
-	if err == nil {
-		call, err = x.Start(ctx, first)
-	}
-	if (err == exchange.ErrGone || status.Code(err) == codes.Unavailable) && r.Context().Err() == nil {
-		// As in forward: the request never reached the plugin, whose
-		// connection is gone, so it may go to the next process.
-		f.Plugin.Unreachable(client)
-		if client, err = f.Plugin.Client(ctx); err == nil {
-			if x, err = exchange.For(client); err == nil {
-				call, err = x.Start(ctx, first)
-			}
+	call, client, err := open(f, ctx, r, client, func(c pluginpb.PluginClient) (*exchange.Call, error) {
+		x, err := exchange.For(c)
+		if err != nil {
+			return nil, err
 		}
-	}
-	if err == exchange.ErrGone {
-		err = status.Error(codes.Unavailable, "plugin connection is gone")
-	}
+		return x.Start(ctx, first)
+	})
 	if err != nil {
 		return f.callError(r, err)
 	}
 	defer call.Close()
 	return f.relay(w, r, call, client, cancel, func() error { return nil })
+}
+
+// open starts a call with start on client. When the plugin's connection
+// turns out to be gone (Unavailable: it crashed a moment ago), nothing was
+// delivered, so it waits for the restarted process and starts the call
+// there, which is not a retry. It returns the client the call went to.
+func open[S any](f *Forward, ctx context.Context, r *http.Request, client pluginpb.PluginClient, start func(pluginpb.PluginClient) (S, error)) (S, pluginpb.PluginClient, error) {
+	s, err := start(client)
+	if err != nil && status.Code(err) == codes.Unavailable && r.Context().Err() == nil {
+		f.Plugin.Unreachable(client)
+		if client, err = f.Plugin.Client(ctx); err == nil {
+			s, err = start(client)
+		}
+	}
+	return s, client, err
 }
 
 // answerStream is where a plugin's answer frames come from: a ServeHTTP

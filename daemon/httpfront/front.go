@@ -106,14 +106,22 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.status = statusClientClosed
 		}
 	}
-	took := time.Since(start)
+	now := time.Now()
+	took := now.Sub(start)
 	// ServeMux stamps the matched pattern on the request, and a route's id
 	// is its pattern.
 	route := r.Pattern
 	if f.obs != nil {
 		f.obs.ObserveRequest(f.name, route, rec.status, took)
 	}
-	attrs := []slog.Attr{
+	// The handler directly, not Logger.LogAttrs: the line has no use for
+	// the caller's program counter, which costs a stack walk per request.
+	h := f.log.Handler()
+	if !h.Enabled(r.Context(), slog.LevelInfo) {
+		return
+	}
+	line := slog.NewRecord(now, slog.LevelInfo, "request", 0)
+	line.AddAttrs(
 		slog.String("method", r.Method),
 		slog.String("uri", r.RequestURI),
 		slog.String("proto", r.Proto),
@@ -121,23 +129,17 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Int64("bytes", rec.bytes),
 		slog.Duration("duration", took),
 		slog.String("remote", r.RemoteAddr),
-	}
+	)
 	if route != "" {
-		attrs = append(attrs, slog.String("route", route))
+		line.AddAttrs(slog.String("route", route))
 	}
 	if info.plugin != "" {
-		attrs = append(attrs, slog.String("plugin", info.plugin))
+		line.AddAttrs(slog.String("plugin", info.plugin))
 	}
 	if info.outcome != "" {
-		attrs = append(attrs, slog.String("outcome", info.outcome))
+		line.AddAttrs(slog.String("outcome", info.outcome))
 	}
-	// The handler directly, not Logger.LogAttrs: the line has no use for
-	// the caller's program counter, which costs a stack walk per request.
-	if h := f.log.Handler(); h.Enabled(r.Context(), slog.LevelInfo) {
-		rec := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
-		rec.AddAttrs(attrs...)
-		h.Handle(r.Context(), rec)
-	}
+	h.Handle(r.Context(), line)
 }
 
 // statusClientClosed is logged (never sent) for requests whose client left

@@ -9,7 +9,6 @@ package exchange
 
 import (
 	"context"
-	"errors"
 	"io"
 	"sync"
 
@@ -39,9 +38,12 @@ type Stream struct {
 // process exits or its connection is closed.
 var streams sync.Map // pluginpb.PluginClient -> *Stream
 
-// ErrGone means the stream was already broken: the request was not sent,
-// so it may go to the plugin's next process.
-var ErrGone = errors.New("exchange stream is gone")
+// Fits reports whether a request goes on the Exchange stream: the plugin
+// (described by d) offers it, and the whole body, of known length, fits in
+// the first frame. Other requests are ServeHTTP calls of their own.
+func Fits(d *pluginpb.DescribeResponse, contentLength int64) bool {
+	return d.GetHttpExchange() && contentLength >= 0 && contentLength <= sdk.ChunkSize
+}
 
 // For returns client's Exchange stream, opening it at first use.
 func For(client pluginpb.PluginClient) (*Stream, error) {
@@ -113,7 +115,8 @@ func (x *Stream) Start(ctx context.Context, req *pluginpb.HTTPRequestFrame) (*Ca
 	x.mu.Lock()
 	if x.err != nil {
 		x.mu.Unlock()
-		return nil, ErrGone
+		// Not sent: Unavailable, like a call on a closed connection.
+		return nil, status.Error(codes.Unavailable, "plugin exchange stream is gone")
 	}
 	x.next++
 	id := x.next

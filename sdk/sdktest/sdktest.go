@@ -500,7 +500,7 @@ func (h *Harness) forward(req *http.Request, route string, values map[string]str
 	}
 	first := &pluginpb.HTTPRequestFrame{Head: head}
 	var stream frameSource
-	if h.desc.GetHttpExchange() && head.ContentLength >= 0 && head.ContentLength <= sdk.ChunkSize {
+	if exchange.Fits(h.desc, head.ContentLength) {
 		call, err := h.exchange(ctx, first, body)
 		if err != nil {
 			cancel()
