@@ -140,21 +140,22 @@ func (c *fileCache) drop(path string, e *cachedFile) {
 // the one the plugin resolved, and reports whether it did. When it did
 // not, the entry is gone and the plugin must be asked.
 func (c *fileCache) serve(w http.ResponseWriter, r *http.Request, path string, e *cachedFile) bool {
-	var st syscall.Stat_t
-	if err := syscall.Stat(e.file.Path, &st); err != nil || !sameFile(&st, e.file.Identity) {
-		c.drop(path, e)
-		return false
+	if b := e.body.Load(); b != nil {
+		// Kept bytes are good while the path still names the same,
+		// unchanged file: one stat.
+		var st syscall.Stat_t
+		if syscall.Stat(e.file.Path, &st) == nil && sameFile(&st, e.file.Identity) && b.ctime == changeTime(&st) {
+			b.serve(w, r, e)
+			return true
+		}
 	}
-	if b := e.body.Load(); b != nil && b.ctime == changeTime(&st) {
-		b.serve(w, r, e)
-		return true
-	}
+	// Otherwise the open checks the identity itself.
 	fh, err := sdk.OpenFile(e.file)
 	if err != nil {
 		c.drop(path, e)
 		return false
 	}
-	if st.Size <= maxMemFile && e.loading.CompareAndSwap(false, true) {
+	if e.file.Identity.Size <= maxMemFile && e.loading.CompareAndSwap(false, true) {
 		b := c.keepBytes(fh, e)
 		e.loading.Store(false)
 		if b != nil {
