@@ -73,20 +73,10 @@ func TestDescribe(t *testing.T) {
 	if d.Name != "sqlite" || d.Version == "" {
 		t.Errorf("Describe = %q %q", d.Name, d.Version)
 	}
-	names := func(s sdk.Schema) []string {
-		var out []string
-		for _, a := range s {
-			if a.Description == "" {
-				t.Errorf("attribute %s has no description", a.Name)
-			}
-			out = append(out, a.Name)
-		}
-		return out
-	}
-	if got, want := names(d.PluginSchema), []string{"database", "schema", "migrations", "busy_timeout", "read_connections", "synchronous", "trusted_origins"}; !slices.Equal(got, want) {
+	if got, want := sdktest.AttributeNames(t, d.PluginSchema), []string{"database", "schema", "migrations", "busy_timeout", "read_connections", "synchronous", "trusted_origins"}; !slices.Equal(got, want) {
 		t.Errorf("plugin schema = %v, want %v", got, want)
 	}
-	if got, want := names(d.RouteSchema), []string{"query", "exec", "params", "max_rows", "time_limit", "format", "template", "redirect"}; !slices.Equal(got, want) {
+	if got, want := sdktest.AttributeNames(t, d.RouteSchema), []string{"query", "exec", "params", "max_rows", "time_limit", "format", "template", "redirect"}; !slices.Equal(got, want) {
 		t.Errorf("route schema = %v, want %v", got, want)
 	}
 	// The README documents every attribute.

@@ -8,22 +8,13 @@ import (
 	"testing"
 
 	"github.com/socketd/socketd/sdk"
+	"github.com/socketd/socketd/sdk/sdktest"
 )
 
 func TestDescribe(t *testing.T) {
 	d := newPlugin().Describe()
 	if d.Name != "static" || d.Version == "" {
 		t.Errorf("Describe = %q %q", d.Name, d.Version)
-	}
-	names := func(s sdk.Schema) []string {
-		var out []string
-		for _, a := range s {
-			if a.Description == "" {
-				t.Errorf("attribute %s has no description", a.Name)
-			}
-			out = append(out, a.Name)
-		}
-		return out
 	}
 	for _, tt := range []struct {
 		block  string
@@ -34,7 +25,7 @@ func TestDescribe(t *testing.T) {
 		{"route", d.RouteSchema, []string{"root", "index", "strip_prefix", "allow_dotfiles", "cache_control", "body", "content_type", "status"}},
 		{"listener", d.ListenerSchema, []string{"reply", "read_request", "newline"}},
 	} {
-		if got := names(tt.schema); !slices.Equal(got, tt.want) {
+		if got := sdktest.AttributeNames(t, tt.schema); !slices.Equal(got, tt.want) {
 			t.Errorf("%s schema = %v, want %v", tt.block, got, tt.want)
 		}
 	}

@@ -8,24 +8,13 @@ import (
 	"time"
 
 	"github.com/socketd/socketd/sdk"
+	"github.com/socketd/socketd/sdk/sdktest"
 )
 
 func TestDescribe(t *testing.T) {
 	d := newTimeserver().Describe()
 	if d.Name != "timeserver" || d.Version == "" {
 		t.Errorf("Describe named %q version %q", d.Name, d.Version)
-	}
-	names := func(s sdk.Schema) (out []string) {
-		for _, a := range s {
-			if a.Description == "" {
-				t.Errorf("attribute %s has no description", a.Name)
-			}
-			if a.Type == "" {
-				t.Errorf("attribute %s has no type", a.Name)
-			}
-			out = append(out, a.Name)
-		}
-		return out
 	}
 	for block, tt := range map[string]struct {
 		schema sdk.Schema
@@ -35,7 +24,7 @@ func TestDescribe(t *testing.T) {
 		"route":    {d.RouteSchema, []string{"timezone", "format"}},
 		"listener": {d.ListenerSchema, []string{"service", "timezone", "stratum"}},
 	} {
-		if got := names(tt.schema); !reflect.DeepEqual(got, tt.want) {
+		if got := sdktest.AttributeNames(t, tt.schema); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s schema: %v, want %v", block, got, tt.want)
 		}
 	}

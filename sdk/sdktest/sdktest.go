@@ -99,6 +99,24 @@ func New(t testing.TB, p sdk.Plugin) *Harness {
 	return h
 }
 
+// AttributeNames returns the names of s's attributes in order, and fails
+// the test for any without a description or a type: `socketd plugins`
+// shows both to the people writing config.hcl.
+func AttributeNames(t testing.TB, s sdk.Schema) []string {
+	t.Helper()
+	var out []string
+	for _, a := range s {
+		if a.Description == "" {
+			t.Errorf("attribute %s has no description", a.Name)
+		}
+		if a.Type == "" {
+			t.Errorf("attribute %s has no type", a.Name)
+		}
+		out = append(out, a.Name)
+	}
+	return out
+}
+
 // Description is what the plugin told the core about itself.
 type Description struct {
 	sdk.Description
