@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -76,40 +77,64 @@ type cachedFile struct {
 type fileBytes struct {
 	data  []byte
 	ctime syscall.Timespec
-	// Header values formatted once rather than per hit.
-	lastModified, contentLength []string
+	// head is the whole head of a plain GET or HEAD answer, built once
+	// rather than per hit. Its value slices are shared by every hit: each
+	// has len == cap, so an append copies, and net/http clones the head
+	// before writing it. Nothing writes into a header value in place.
+	head []headerField
+	// encoded: the plugin named a Content-Encoding, which only
+	// ServeContent handles.
+	encoded bool
 }
 
-// serve answers r with the kept bytes. A plain GET or HEAD (the hot case)
-// gets its headers and body in one Write, which goes out in the fewest
-// writes net/http can make; Range and conditional requests, and answers
-// with a Content-Encoding, take http.ServeContent's full path.
-func (b *fileBytes) serve(w http.ResponseWriter, r *http.Request, e *cachedFile) {
-	writeHead(w, e.head, e.answer)
-	h := w.Header()
-	if r.Header.Get("Range") != "" || r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Modified-Since") != "" ||
-		r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "" || h.Get("Content-Encoding") != "" {
-		http.ServeContent(w, r, e.file.Path, e.file.Identity.ModTime(), bytes.NewReader(b.data))
-		return
-	}
+type headerField struct {
+	name   string
+	values []string
+}
+
+// plainHead builds e's head for kept bytes data: the plugin's headers,
+// the type (as ServeContent finds it: by extension, else by content), the
+// validators and the length.
+func plainHead(e *cachedFile, data []byte) ([]headerField, bool) {
+	h := http.Header{}
+	setFileHeaders(h, e.head, e.answer)
 	if _, ok := h["Content-Type"]; !ok {
-		// As ServeContent does: by extension, else by content.
 		ct := mime.TypeByExtension(filepath.Ext(e.file.Path))
 		if ct == "" {
-			ct = http.DetectContentType(b.data)
+			ct = http.DetectContentType(data)
 		}
 		h.Set("Content-Type", ct)
 	}
-	h["Last-Modified"] = b.lastModified
-	h["Accept-Ranges"] = acceptRanges
-	h["Content-Length"] = b.contentLength
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(b.data)
+	h.Set("Last-Modified", e.file.Identity.ModTime().UTC().Format(http.TimeFormat))
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	head := make([]headerField, 0, len(h))
+	for name, values := range h {
+		head = append(head, headerField{name, slices.Clip(values)})
 	}
+	return head, h.Get("Content-Encoding") != ""
 }
 
-var acceptRanges = []string{"bytes"}
+// serve answers r with the kept bytes. A plain GET or HEAD (the hot case)
+// gets its headers and body in one write (writeWhole); Range and
+// conditional requests, and answers with a Content-Encoding, take
+// http.ServeContent's full path.
+func (b *fileBytes) serve(w http.ResponseWriter, r *http.Request, e *cachedFile) {
+	if b.encoded || r.Header.Get("Range") != "" || r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Modified-Since") != "" ||
+		r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "" {
+		setFileHeaders(w.Header(), e.head, e.answer)
+		http.ServeContent(w, r, e.file.Path, e.file.Identity.ModTime(), bytes.NewReader(b.data))
+		return
+	}
+	h := w.Header()
+	for _, f := range b.head {
+		h[f.name] = f.values
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		writeWhole(w, r, b.data)
+	}
+}
 
 func (c *fileCache) get(path string) *cachedFile {
 	if v, ok := c.m.Load(path); ok {
@@ -195,12 +220,8 @@ func (c *fileCache) keepBytes(fh *os.File, e *cachedFile) *fileBytes {
 		c.memUsed.Add(-size)
 		return nil
 	}
-	b := &fileBytes{
-		data:          data,
-		ctime:         changeTime(&before),
-		lastModified:  []string{e.file.Identity.ModTime().UTC().Format(http.TimeFormat)},
-		contentLength: []string{strconv.FormatInt(size, 10)},
-	}
+	b := &fileBytes{data: data, ctime: changeTime(&before)}
+	b.head, b.encoded = plainHead(e, data)
 	if old := e.body.Swap(b); old != nil {
 		c.memUsed.Add(-int64(len(old.data)))
 	}

@@ -206,7 +206,13 @@ func (f *Forward) relay(w http.ResponseWriter, r *http.Request, stream answerStr
 	w.WriteHeader(status)
 	for {
 		if len(frame.GetBody()) > 0 {
-			if _, err := w.Write(frame.GetBody()); err != nil {
+			var err error
+			if frame.GetEnd() {
+				_, err = writeWhole(w, r, frame.GetBody()) // the whole rest: one write
+			} else {
+				_, err = w.Write(frame.GetBody())
+			}
+			if err != nil {
 				// The client went away mid-answer; the deferred cancel
 				// tells the plugin.
 				infoFrom(w).outcome = "client went away"
@@ -358,13 +364,12 @@ func (f *Forward) serveFile(w http.ResponseWriter, r *http.Request, head *plugin
 // serveOpenFile answers with an opened, verified file and closes it.
 func serveOpenFile(w http.ResponseWriter, r *http.Request, head *pluginpb.HTTPResponse, fa *pluginpb.FileAnswer, fh *os.File) {
 	defer fh.Close()
-	writeHead(w, head, fa)
+	setFileHeaders(w.Header(), head, fa)
 	http.ServeContent(w, r, fa.GetPath(), time.Unix(0, fa.GetIdentity().GetMtimeUnixNano()), fh)
 }
 
-// writeHead sets a file answer's headers on w.
-func writeHead(w http.ResponseWriter, head *pluginpb.HTTPResponse, fa *pluginpb.FileAnswer) {
-	hdr := w.Header()
+// setFileHeaders sets a file answer's headers on hdr.
+func setFileHeaders(hdr http.Header, head *pluginpb.HTTPResponse, fa *pluginpb.FileAnswer) {
 	copyHeaders(hdr, head.GetHeaders())
 	if ct := fa.GetContentType(); ct != "" {
 		hdr.Set("Content-Type", ct)

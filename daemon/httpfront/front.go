@@ -57,6 +57,7 @@ func NewServer(name string, lim Limits, handler http.Handler, obs Observer, log 
 			IdleTimeout:       lim.IdleTimeout,
 			MaxHeaderBytes:    lim.MaxHeaderBytes,
 			ConnState:         parkConnState,
+			ConnContext:       withConn,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}

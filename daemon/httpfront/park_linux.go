@@ -152,6 +152,10 @@ type parkConn struct {
 	deadline time.Time
 	// parkNext: Read said end-of-file to park, so the next Close parks.
 	parkNext bool
+
+	// held collects writes while a handler sends a whole answer
+	// (writeWhole); nil otherwise.
+	held *[]byte
 }
 
 func newParkConn(tc *net.TCPConn, p *parker) (*parkConn, error) {

@@ -3,6 +3,7 @@
 package httpfront
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,3 +16,12 @@ func parkConnState(net.Conn, http.ConnState) {}
 
 // ParkedConnections is always 0 where connections are not parked.
 func ParkedConnections() int64 { return 0 }
+
+// writeWhole writes body as the whole rest of the response; holding writes
+// to send head and body together is Linux-only (coalesce_linux.go).
+func writeWhole(w http.ResponseWriter, _ *http.Request, body []byte) (int, error) {
+	return w.Write(body)
+}
+
+// withConn is the server's ConnContext; only Linux needs the connection.
+func withConn(ctx context.Context, _ net.Conn) context.Context { return ctx }
