@@ -230,9 +230,7 @@ func (c *fileCache) keepBytes(fh *os.File, e *cachedFile) *fileBytes {
 
 // sameFile reports whether st describes the file id pins.
 func sameFile(st *syscall.Stat_t, id sdk.FileIdentity) bool {
-	return st.Mode&syscall.S_IFMT == syscall.S_IFREG &&
-		uint64(st.Dev) == id.Device && uint64(st.Ino) == id.Inode &&
-		st.Size == id.Size && modTimeNanos(st) == id.ModTimeNanos
+	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && sdk.IdentityOfStat(st) == id
 }
 
 // cacheable reports whether r may be answered from (or fill) the cache.

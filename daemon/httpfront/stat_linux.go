@@ -2,8 +2,6 @@ package httpfront
 
 import "syscall"
 
-// changeTime and modTimeNanos read a stat's ctime and mtime, whose field
-// names differ between Linux and the BSDs.
+// changeTime reads a stat's ctime, whose field name differs between Linux
+// and the BSDs.
 func changeTime(st *syscall.Stat_t) syscall.Timespec { return st.Ctim }
-
-func modTimeNanos(st *syscall.Stat_t) int64 { return st.Mtim.Nano() }
