@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/socketd/socketd/daemon/fileid"
 	"github.com/socketd/socketd/sdk"
 	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
@@ -73,10 +74,11 @@ type cachedFile struct {
 	loading atomic.Bool
 }
 
-// fileBytes is a settled file's content and the change time it had.
+// fileBytes is a settled file's content and the file's ID (identity and
+// change time) when it was read.
 type fileBytes struct {
-	data  []byte
-	ctime syscall.Timespec
+	data []byte
+	id   fileid.ID
 	// head is the whole head of a plain GET or HEAD answer, built once
 	// rather than per hit. Its value slices are shared by every hit: each
 	// has len == cap, so an append copies, and net/http clones the head
@@ -168,8 +170,7 @@ func (c *fileCache) serve(w http.ResponseWriter, r *http.Request, path string, e
 	if b := e.body.Load(); b != nil {
 		// Kept bytes are good while the path still names the same,
 		// unchanged file: one stat.
-		var st syscall.Stat_t
-		if syscall.Stat(e.file.Path, &st) == nil && sameFile(&st, e.file.Identity) && b.ctime == changeTime(&st) {
+		if id, err := fileid.Of(e.file.Path); err == nil && id == b.id {
 			b.serve(w, r, e)
 			return true
 		}
@@ -201,11 +202,12 @@ func (c *fileCache) keepBytes(fh *os.File, e *cachedFile) *fileBytes {
 		settle = defaultSettle
 	}
 	readAt := time.Now()
-	var before, after syscall.Stat_t
-	if syscall.Fstat(int(fh.Fd()), &before) != nil || !sameFile(&before, e.file.Identity) {
+	var st syscall.Stat_t
+	if syscall.Fstat(int(fh.Fd()), &st) != nil {
 		return nil
 	}
-	if ct := changeTime(&before); time.Unix(ct.Unix()).After(readAt.Add(-settle)) {
+	before := fileid.FromStat(&st)
+	if !before.Regular || before.FileIdentity != e.file.Identity || time.Unix(before.Change.Unix()).After(readAt.Add(-settle)) {
 		return nil
 	}
 	size := before.Size
@@ -216,21 +218,16 @@ func (c *fileCache) keepBytes(fh *os.File, e *cachedFile) *fileBytes {
 	data := make([]byte, size)
 	_, err := io.ReadFull(io.NewSectionReader(fh, 0, size), data)
 	// Whatever changed the file during the read also moved its change time.
-	if err != nil || syscall.Fstat(int(fh.Fd()), &after) != nil || changeTime(&after) != changeTime(&before) || !sameFile(&after, e.file.Identity) {
+	if err != nil || syscall.Fstat(int(fh.Fd()), &st) != nil || fileid.FromStat(&st) != before {
 		c.memUsed.Add(-size)
 		return nil
 	}
-	b := &fileBytes{data: data, ctime: changeTime(&before)}
+	b := &fileBytes{data: data, id: before}
 	b.head, b.encoded = plainHead(e, data)
 	if old := e.body.Swap(b); old != nil {
 		c.memUsed.Add(-int64(len(old.data)))
 	}
 	return b
-}
-
-// sameFile reports whether st describes the file id pins.
-func sameFile(st *syscall.Stat_t, id sdk.FileIdentity) bool {
-	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && sdk.IdentityOfStat(st) == id
 }
 
 // cacheable reports whether r may be answered from (or fill) the cache.

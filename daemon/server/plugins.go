@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/socketd/socketd/daemon/config"
+	"github.com/socketd/socketd/daemon/fileid"
 	"github.com/socketd/socketd/daemon/httpfront"
 	"github.com/socketd/socketd/daemon/pluginhost"
 	"github.com/socketd/socketd/daemon/router"
@@ -48,8 +49,9 @@ func (d *Daemon) options(cfg *config.Config, p *config.Plugin) pluginhost.Option
 }
 
 // reusable reports whether the running plugin o can serve the new block
-// as it is: same binary (path and content), same options, and not failed
-// (a crash-looped plugin gets a fresh start on every reload).
+// as it is: same binary (path, and the file unchanged since it started),
+// same options, and not failed (a crash-looped plugin gets a fresh start
+// on every reload).
 func reusable(o *plugin, want pluginhost.Options) bool {
 	if o == nil {
 		return false
@@ -63,8 +65,8 @@ func reusable(o *plugin, want pluginhost.Options) bool {
 		have.MaxConcurrency != want.MaxConcurrency || !bytes.Equal(have.SHA256, want.SHA256) || have.Pprof != want.Pprof {
 		return false
 	}
-	sum, err := pluginhost.FileSHA256(want.Binary)
-	return err == nil && bytes.Equal(sum, o.BinarySHA256())
+	now, err := fileid.Of(want.Binary)
+	return err == nil && now == o.Binary()
 }
 
 // prepare builds the generation for cfg. Plugins of prev whose binary,
