@@ -22,6 +22,7 @@ import (
 	"github.com/socketd/socketd/daemon/config"
 	"github.com/socketd/socketd/daemon/listen"
 	"github.com/socketd/socketd/daemon/logbuf"
+	"github.com/socketd/socketd/daemon/logline"
 	"github.com/socketd/socketd/daemon/server"
 	"github.com/socketd/socketd/daemon/service"
 	"github.com/socketd/socketd/sdk"
@@ -117,10 +118,8 @@ func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch c.logFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text", "json":
+		return slog.New(logline.New(w, c.logFormat == "json", opts)), nil
 	}
 	return nil, fmt.Errorf("-log-format: want text or json, not %q", c.logFormat)
 }

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/socketd/socketd/daemon/logline"
 )
 
 // Limits are the per-listener protections, each with an answer a client
@@ -115,32 +117,22 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.obs != nil {
 		f.obs.ObserveRequest(f.name, route, rec.status, took)
 	}
-	// The handler directly, not Logger.LogAttrs: the line has no use for
-	// the caller's program counter, which costs a stack walk per request.
+	line := logline.Request{
+		Method: r.Method, URI: r.RequestURI, Proto: r.Proto,
+		Status: rec.status, Bytes: rec.bytes, Duration: took, Remote: r.RemoteAddr,
+		Route: route, Plugin: info.plugin, Outcome: info.outcome,
+	}
+	// The daemon's handler writes the line itself; any other gets a
+	// Record, handed to it directly rather than through Logger.LogAttrs,
+	// which would walk the stack for a program counter the line has no
+	// use for.
 	h := f.log.Handler()
-	if !h.Enabled(r.Context(), slog.LevelInfo) {
+	if lh, ok := h.(*logline.Handler); ok && lh.WriteRequest(now, &line) {
 		return
 	}
-	line := slog.NewRecord(now, slog.LevelInfo, "request", 0)
-	line.AddAttrs(
-		slog.String("method", r.Method),
-		slog.String("uri", r.RequestURI),
-		slog.String("proto", r.Proto),
-		slog.Int("status", rec.status),
-		slog.Int64("bytes", rec.bytes),
-		slog.Duration("duration", took),
-		slog.String("remote", r.RemoteAddr),
-	)
-	if route != "" {
-		line.AddAttrs(slog.String("route", route))
+	if h.Enabled(r.Context(), slog.LevelInfo) {
+		h.Handle(r.Context(), line.Record(now))
 	}
-	if info.plugin != "" {
-		line.AddAttrs(slog.String("plugin", info.plugin))
-	}
-	if info.outcome != "" {
-		line.AddAttrs(slog.String("outcome", info.outcome))
-	}
-	h.Handle(r.Context(), line)
 }
 
 // statusClientClosed is logged (never sent) for requests whose client left
