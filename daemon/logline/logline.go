@@ -17,6 +17,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/socketd/socketd/internal/jsonstr"
 )
 
 // Handler is a slog.Handler that writes text or JSON lines to w. Its
@@ -182,7 +184,7 @@ func (h *Handler) appendKey(b []byte, key string) []byte {
 func (h *Handler) appendString(b []byte, s string) []byte {
 	if h.json {
 		b = append(b, '"')
-		b = appendJSONEscaped(b, s)
+		b = jsonstr.AppendEscaped(b, s, false) // slog does not escape <, > and &
 		return append(b, '"')
 	}
 	if needsQuoting(s) {
@@ -203,10 +205,6 @@ func appendRFC3339Millis(b []byte, t time.Time) []byte {
 	return append(b[:n+prefixLen], b[n+prefixLen+1:]...)
 }
 
-// jsonSafe reports whether an ASCII byte goes into a JSON string as it
-// is: all but the control characters, the double quote and the backslash.
-func jsonSafe(c byte) bool { return c >= 0x20 && c != '"' && c != '\\' }
-
 // needsQuoting is slog's rule for text values: empty, or holding a space,
 // '=', a byte JSON would escape (the backslash excepted), invalid UTF-8,
 // or a rune that is a space or not printable.
@@ -216,7 +214,7 @@ func needsQuoting(s string) bool {
 	}
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c != '\\' && (c == ' ' || c == '=' || !jsonSafe(c)) {
+			if c != '\\' && (c == ' ' || c == '=' || !jsonstr.Safe(c)) {
 				return true
 			}
 			i++
@@ -229,54 +227,4 @@ func needsQuoting(s string) bool {
 		i += size
 	}
 	return false
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONEscaped escapes s as slog's JSON handler does: \" \\ \n \r \t,
-// \u00XX for other control bytes, \ufffd for invalid UTF-8, and U+2028
-// and U+2029 escaped; HTML characters are left alone.
-func appendJSONEscaped(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if jsonSafe(c) {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(b, s[start:]...)
 }

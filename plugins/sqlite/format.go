@@ -9,9 +9,10 @@ import (
 	"mime"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/ncruces/go-sqlite3"
+
+	"github.com/socketd/socketd/internal/jsonstr"
 )
 
 // Output formats, as named by ?_format= and the format attribute.
@@ -201,56 +202,11 @@ func appendJSONFloat(b []byte, f float64) []byte {
 // <, > and & as encoding/json does so the text is safe inside HTML, and
 // replacing invalid UTF-8 with U+FFFD.
 func appendJSONString(b []byte, s string) []byte {
-	return appendJSONBytes(b, []byte(s))
+	return append(jsonstr.AppendEscaped(append(b, '"'), s, true), '"')
 }
 
 func appendJSONBytes(b []byte, s []byte) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(jsonstr.AppendEscaped(append(b, '"'), s, true), '"')
 }
 
 // csvRows writes RFC 4180 CSV with a header line: NULL is an empty field,
