@@ -40,6 +40,7 @@ type Observer interface {
 type Server struct {
 	Name string
 	srv  *http.Server
+	lane *lane // nil where there is no fast lane
 	log  *slog.Logger
 }
 
@@ -48,7 +49,7 @@ type Server struct {
 func NewServer(name string, lim Limits, handler http.Handler, obs Observer, log *slog.Logger) *Server {
 	log = log.With("listener", name)
 	h := &front{name: name, next: handler, maxURI: lim.MaxURIBytes, obs: obs, log: log}
-	return &Server{
+	s := &Server{
 		Name: name,
 		log:  log,
 		srv: &http.Server{
@@ -63,11 +64,13 @@ func NewServer(name string, lim Limits, handler http.Handler, obs Observer, log 
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}
+	s.lane = newLane(s.srv, h, lim, log)
+	return s
 }
 
 // Serve accepts on ln until Shutdown; it returns nil after a clean shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	if err := s.srv.Serve(parkIdle(ln, s.log)); err != http.ErrServerClosed {
+	if err := s.srv.Serve(parkIdle(ln, s.log, s.lane)); err != http.ErrServerClosed {
 		return err
 	}
 	return nil
@@ -76,7 +79,15 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, lets in-flight requests finish until ctx ends,
 // then closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.lane != nil {
+		s.lane.beginShutdown()
+	}
 	err := s.srv.Shutdown(ctx)
+	if s.lane != nil {
+		if lerr := s.lane.wait(ctx); err == nil {
+			err = lerr
+		}
+	}
 	if err != nil {
 		s.srv.Close()
 	}

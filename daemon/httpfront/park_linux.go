@@ -47,16 +47,22 @@ func ParkedConnections() int64 { return parked.Load() }
 // back: 40 MB of RSS at 25 ms, 44 MB at 100 ms).
 const parkAfter = 25 * time.Millisecond
 
-// parkIdle wraps ln so that its idle connections can be parked; without
-// epoll it returns ln as it is.
-func parkIdle(ln net.Listener, log *slog.Logger) net.Listener {
+// parkIdle wraps ln so that its idle connections can be parked, and its
+// connections start in the fast lane l (if not nil); without epoll it
+// returns ln as it is.
+func parkIdle(ln net.Listener, log *slog.Logger, l *lane) net.Listener {
 	pl := &parkListener{inner: ln, conns: make(chan net.Conn), errc: make(chan error, 1), closed: make(chan struct{})}
-	p, err := newParker(pl.deliver)
+	p, err := newParker(pl.wake)
 	if err != nil {
 		log.Warn("idle connections will not be parked", "error", err)
 		return ln
 	}
 	pl.p = p
+	if l != nil {
+		pl.lane = l
+		l.handoff = pl.deliver
+		l.park = p.park
+	}
 	go pl.acceptLoop()
 	go p.run()
 	return pl
@@ -74,6 +80,7 @@ func parkConnState(c net.Conn, s http.ConnState) {
 type parkListener struct {
 	inner  net.Listener
 	p      *parker
+	lane   *lane         // nil: every connection goes to net/http
 	conns  chan net.Conn // accepted, or woken from the parker
 	errc   chan error
 	once   sync.Once
@@ -89,6 +96,10 @@ func (pl *parkListener) acceptLoop() {
 		}
 		if tc, ok := c.(*net.TCPConn); ok {
 			if pc, err := newParkConn(tc, pl.p); err == nil {
+				if pl.lane != nil {
+					pl.lane.start(pc)
+					continue
+				}
 				c = pc
 			}
 		}
@@ -96,6 +107,16 @@ func (pl *parkListener) acceptLoop() {
 			return
 		}
 	}
+}
+
+// wake takes a parked connection whose next request arrived: to the fast
+// lane if there is one, else to net/http.
+func (pl *parkListener) wake(c net.Conn) bool {
+	if pc, ok := c.(*parkConn); ok && pl.lane != nil {
+		pl.lane.start(pc)
+		return true
+	}
+	return pl.deliver(c)
 }
 
 // deliver hands c to net/http's Accept; it closes c if the listener is
@@ -156,6 +177,11 @@ type parkConn struct {
 	// held collects writes while a handler sends a whole answer
 	// (writeWhole); nil otherwise.
 	held *[]byte
+
+	// pending is what the fast lane read before it handed the
+	// connection to net/http; net/http's reads take it first.
+	pending []byte
+	lane    laneState
 }
 
 func newParkConn(tc *net.TCPConn, p *parker) (*parkConn, error) {
@@ -188,6 +214,12 @@ func (c *parkConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	if c.full == 0 {
 		c.full = len(p)
+	}
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		c.mu.Unlock()
+		return n, nil
 	}
 	if !c.idle || len(p) != c.full {
 		c.mu.Unlock()

@@ -10,7 +10,14 @@ import (
 )
 
 // parkIdle parks idle connections on Linux only (park_linux.go).
-func parkIdle(ln net.Listener, _ *slog.Logger) net.Listener { return ln }
+func parkIdle(ln net.Listener, _ *slog.Logger, _ *lane) net.Listener { return ln }
+
+// lane is the fast lane, Linux-only as parking is (lane_linux.go).
+type lane struct{}
+
+func newLane(*http.Server, http.Handler, Limits, *slog.Logger) *lane { return nil }
+func (*lane) beginShutdown()                                         {}
+func (*lane) wait(context.Context) error                             { return nil }
 
 func parkConnState(net.Conn, http.ConnState) {}
 

@@ -1,0 +1,208 @@
+//go:build linux
+
+package httpfront
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serveFront serves h through the front (and so its fast lane) on a
+// loopback port until the test ends.
+func serveFront(t *testing.T, lim Limits, h http.Handler) (*Server, string) {
+	t.Helper()
+	srv := NewServer("web", lim, h, nil, slog.New(slog.DiscardHandler))
+	ln := listen(t)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Shutdown(t.Context())
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return srv, ln.Addr().String()
+}
+
+// rawConn is a client connection that writes requests as given.
+type rawConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return &rawConn{c, bufio.NewReader(c)}
+}
+
+// answer reads one answer for a request with method.
+func (c *rawConn) answer(t *testing.T, method string) (int, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(c.r, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the body: %v", err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// TestHandoffKeepsRequestContexts serves plugin-like requests (which
+// watch their context) on one connection before and after a request the
+// lane hands to net/http: no request's context may end while its client
+// is still waiting. A connection handed over with bytes already read once
+// made net/http's watch of every later request fail at once.
+func TestHandoffKeepsRequestContexts(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		done := r.Context().Done() // starts the watch of the connection
+		time.Sleep(2 * time.Millisecond)
+		select {
+		case <-done:
+			http.Error(w, "context ended: "+r.Context().Err().Error(), http.StatusInternalServerError)
+		default:
+			io.WriteString(w, r.Method+" "+r.URL.Path)
+		}
+	})
+	_, addr := serveFront(t, Limits{}, h)
+	c := dialRaw(t, addr)
+	for i, req := range []string{
+		"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx",
+		"GET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /d HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /e HTTP/1.1\r\nHost: x\r\n\r\n",
+	} {
+		io.WriteString(c, req)
+		method, _, _ := strings.Cut(req, " ")
+		if code, body := c.answer(t, method); code != 200 {
+			t.Fatalf("request %d: %d %s", i, code, body)
+		}
+	}
+}
+
+// TestLaneCancelsWhenTheClientLeaves: a request the lane serves must see
+// its context end when the client closes the connection, as with net/http
+// (the hop then cancels the plugin's call).
+func TestLaneCancelsWhenTheClientLeaves(t *testing.T) {
+	started, ended := make(chan struct{}), make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-r.Context().Done():
+			ended <- r.Context().Err()
+		case <-time.After(time.Minute):
+			ended <- errors.New("the context did not end")
+		}
+	})
+	_, addr := serveFront(t, Limits{}, h)
+	c := dialRaw(t, addr)
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-started
+	c.Close()
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("after the client left: %v", err)
+	}
+}
+
+// TestLaneHandsOverWhatItDoesNotTake sends, on one connection, requests
+// the lane leaves to net/http between ones it takes, some pipelined in one
+// write: each is answered, in order, as net/http answers it.
+func TestLaneHandsOverWhatItDoesNotTake(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.Method+" "+r.URL.Path+" "+r.Proto+" "+string(body))
+	})
+	_, addr := serveFront(t, Limits{MaxHeaderBytes: 64 << 10}, h)
+	long := "X-Long: " + strings.Repeat("a", 6000) + "\r\n"
+	steps := []struct {
+		write string
+		want  []string // bodies of the answers, in order
+	}{
+		{"GET /lane HTTP/1.1\r\nHost: x\r\n\r\n", []string{"GET /lane HTTP/1.1 "}},
+		{"GET /lf HTTP/1.1\nHost: x\n\n", []string{"GET /lf HTTP/1.1 "}},
+		{"GET /long HTTP/1.1\r\nHost: x\r\n" + long + "\r\n", []string{"GET /long HTTP/1.1 "}},
+		{"GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: x\r\n\r\n",
+			[]string{"GET /one HTTP/1.1 ", "POST /two HTTP/1.1 abc", "GET /three HTTP/1.1 "}},
+		{"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", []string{"GET /old HTTP/1.0 "}},
+	}
+	c := dialRaw(t, addr)
+	for _, s := range steps {
+		io.WriteString(c, s.write)
+		for _, want := range s.want {
+			method, _, _ := strings.Cut(want, " ")
+			if code, body := c.answer(t, method); code != 200 || body != want {
+				t.Fatalf("got %d %q, want 200 %q", code, body, want)
+			}
+		}
+	}
+
+	// Past MaxHeaderBytes, net/http's 431 and a closed connection.
+	c = dialRaw(t, addr)
+	io.WriteString(c, "GET /huge HTTP/1.1\r\nHost: x\r\nX-Huge: "+strings.Repeat("b", 80<<10)+"\r\n\r\n")
+	if code, _ := c.answer(t, "GET"); code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("a huge head: %d, want 431", code)
+	}
+}
+
+// TestLaneShutdownWaitsForBusyConnections shuts the server down while the
+// lane serves one request and another connection is idle: the idle one is
+// closed, the busy one's request runs on, uncancelled, and gets its whole
+// answer, marked as the last.
+func TestLaneShutdownWaitsForBusyConnections(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/busy" {
+			close(started)
+			select { // like a plugin call, which watches the client
+			case <-release:
+			case <-r.Context().Done():
+				io.WriteString(w, "cancelled by the shutdown")
+				return
+			}
+		}
+		io.WriteString(w, "done "+r.URL.Path)
+	})
+	srv, addr := serveFront(t, Limits{}, h)
+	idle := dialRaw(t, addr)
+	io.WriteString(idle, "GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+	if code, _ := idle.answer(t, "GET"); code != 200 {
+		t.Fatalf("first request: %d", code)
+	}
+	busy := dialRaw(t, addr)
+	io.WriteString(busy, "GET /busy HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-started
+
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(t.Context()) }()
+	if _, err := idle.r.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection at shutdown: %v, want EOF", err)
+	}
+	close(release)
+	resp, err := http.ReadResponse(busy.r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != "done /busy" || !resp.Close {
+		t.Fatalf("busy request: %q, Connection: close %v", body, resp.Close)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
