@@ -87,6 +87,9 @@ type fileBytes struct {
 	// encoded: the plugin named a Content-Encoding, which only
 	// ServeContent handles.
 	encoded bool
+	// laneHead is head as the fast lane writes it (laneHeadPrefix), or
+	// nil.
+	laneHead []byte
 }
 
 type headerField struct {
@@ -97,7 +100,7 @@ type headerField struct {
 // plainHead builds e's head for kept bytes data: the plugin's headers,
 // the type (as ServeContent finds it: by extension, else by content), the
 // validators and the length.
-func plainHead(e *cachedFile, data []byte) ([]headerField, bool) {
+func plainHead(e *cachedFile, data []byte) (head []headerField, laneHead []byte, encoded bool) {
 	h := http.Header{}
 	setFileHeaders(h, e.head, e.answer)
 	if _, ok := h["Content-Type"]; !ok {
@@ -110,11 +113,11 @@ func plainHead(e *cachedFile, data []byte) ([]headerField, bool) {
 	h.Set("Last-Modified", e.file.Identity.ModTime().UTC().Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Length", strconv.Itoa(len(data)))
-	head := make([]headerField, 0, len(h))
+	head = make([]headerField, 0, len(h))
 	for name, values := range h {
 		head = append(head, headerField{name, slices.Clip(values)})
 	}
-	return head, h.Get("Content-Encoding") != ""
+	return head, laneHeadPrefix(h), h.Get("Content-Encoding") != ""
 }
 
 // serve answers r with the kept bytes. A plain GET or HEAD (the hot case)
@@ -122,10 +125,13 @@ func plainHead(e *cachedFile, data []byte) ([]headerField, bool) {
 // conditional requests, and answers with a Content-Encoding, take
 // http.ServeContent's full path.
 func (b *fileBytes) serve(w http.ResponseWriter, r *http.Request, e *cachedFile) {
-	if b.encoded || r.Header.Get("Range") != "" || r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Modified-Since") != "" ||
-		r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "" {
+	if b.encoded || hasValue(r.Header, "Range") || hasValue(r.Header, "If-None-Match") || hasValue(r.Header, "If-Modified-Since") ||
+		hasValue(r.Header, "If-Match") || hasValue(r.Header, "If-Unmodified-Since") {
 		setFileHeaders(w.Header(), e.head, e.answer)
 		http.ServeContent(w, r, e.file.Path, e.file.Identity.ModTime(), bytes.NewReader(b.data))
+		return
+	}
+	if kw, ok := w.(keptWriter); ok && b.laneHead != nil && kw.writeKept(b.laneHead, b.data, r.Method != http.MethodHead) {
 		return
 	}
 	h := w.Header()
@@ -223,7 +229,7 @@ func (c *fileCache) keepBytes(fh *os.File, e *cachedFile) *fileBytes {
 		return nil
 	}
 	b := &fileBytes{data: data, id: before}
-	b.head, b.encoded = plainHead(e, data)
+	b.head, b.laneHead, b.encoded = plainHead(e, data)
 	if old := e.body.Swap(b); old != nil {
 		c.memUsed.Add(-int64(len(old.data)))
 	}
@@ -233,4 +239,11 @@ func (c *fileCache) keepBytes(fh *os.File, e *cachedFile) *fileBytes {
 // cacheable reports whether r may be answered from (or fill) the cache.
 func cacheable(r *http.Request) bool {
 	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.ContentLength == 0
+}
+
+// hasValue is h.Get(key) != "" for a canonical key, without Get's
+// canonicalization.
+func hasValue(h http.Header, key string) bool {
+	v := h[key]
+	return len(v) > 0 && v[0] != ""
 }

@@ -214,5 +214,19 @@ func (r *recorder) Flush() {
 	}
 }
 
+// writeKept passes a kept file's answer to a ResponseWriter that takes it
+// whole (the fast lane's), noting status and size.
+func (r *recorder) writeKept(head, body []byte, withBody bool) bool {
+	kw, ok := r.ResponseWriter.(keptWriter)
+	if !ok || r.status != 0 || !kw.writeKept(head, body, withBody) {
+		return false
+	}
+	r.status = http.StatusOK
+	if withBody {
+		r.bytes += int64(len(body))
+	}
+	return true
+}
+
 // Unwrap lets http.ResponseController reach the connection.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -4,6 +4,7 @@ package httpfront
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -204,5 +205,48 @@ func TestLaneShutdownWaitsForBusyConnections(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestLaneWriterSurvivesAFullSocket writes two slices, larger together
+// than the socket's buffers, to a reader that starts late, so the raw
+// writes come back partial and then with EAGAIN: every byte must arrive,
+// in order, once.
+func TestLaneWriterSurvivesAFullSocket(t *testing.T) {
+	ln := listen(t)
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server := (<-accepted).(*net.TCPConn)
+	defer server.Close()
+	pc, err := newParkConn(server, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	a := bytes.Repeat([]byte("head-"), 20000)
+	b := bytes.Repeat([]byte("0123456789"), 3<<20)
+	written := make(chan error, 1)
+	go func() { written <- laneWriter{pc}.writeTwo(a, b) }()
+	time.Sleep(50 * time.Millisecond) // let the socket fill up
+	got := make([]byte, len(a)+len(b))
+	if _, err := io.ReadFull(client, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[:len(a)], a) || !bytes.Equal(got[len(a):], b) {
+		t.Fatal("the bytes arrived changed")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -38,6 +39,10 @@ const (
 	maxLaneOut = maxMemFile + 8<<10
 	// laneSniffLen is how much of the body Content-Type sniffing reads.
 	laneSniffLen = 512
+	// laneCopyUpTo: a kept body up to this size is copied behind the
+	// head; a larger one is written from where it is, with the head
+	// (writev).
+	laneCopyUpTo = 16 << 10
 )
 
 var laneOutPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -79,11 +84,14 @@ type laneResponse struct {
 	// most laneChunkingAfter bytes); out the bytes not yet written.
 	pending *[]byte
 	out     *[]byte
+	// tail is a kept body that follows out, written with it (writev)
+	// rather than copied.
+	tail []byte
 }
 
 func newLaneResponse(dst io.Writer, rf io.ReaderFrom, req *http.Request, shuttingDown *atomic.Bool) *laneResponse {
 	return &laneResponse{
-		dst: dst, rf: rf, req: req, header: make(http.Header, 8),
+		dst: dst, rf: rf, req: req,
 		contentLength: -1, shuttingDown: shuttingDown,
 		out: laneOutPool.Get().(*[]byte),
 	}
@@ -91,7 +99,78 @@ func newLaneResponse(dst io.Writer, rf io.ReaderFrom, req *http.Request, shuttin
 
 // Header is the handler's header. Changes after WriteHeader do not reach
 // the head (net/http snapshots it there); trailers are read at the end.
-func (w *laneResponse) Header() http.Header { return w.header }
+func (w *laneResponse) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header, 8)
+	}
+	return w.header
+}
+
+// keptWriter takes a whole 200 answer to a plain GET or HEAD in one call:
+// head is the status line and header (laneHeadPrefix), body the content,
+// which stays untouched and so is written without a copy. It reports
+// false, having done nothing, where it cannot.
+type keptWriter interface {
+	writeKept(head, body []byte, withBody bool) bool
+}
+
+// laneHeadPrefix is h as the lane's head for a 200 answer with the
+// Content-Length and Content-Type h holds: the status line and the sorted
+// header, to which writeKept adds only Date, Connection and the blank
+// line, as frameHead and endHead would. It is nil for a header whose head
+// needs more of the rules.
+func laneHeadPrefix(h http.Header) []byte {
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return nil
+		}
+	}
+	for _, k := range []string{"Transfer-Encoding", "Trailer", "Connection", "Date", "Content-Encoding"} {
+		if _, ok := h[k]; ok {
+			return nil
+		}
+	}
+	if first(h, "Content-Type") == "" || first(h, "Content-Length") == "" {
+		return nil
+	}
+	if _, err := strconv.ParseUint(first(h, "Content-Length"), 10, 63); err != nil {
+		return nil
+	}
+	return appendHeader(appendStatusLine(nil, http.StatusOK), h, func(string) bool { return false })
+}
+
+func (w *laneResponse) writeKept(head, body []byte, withBody bool) bool {
+	if w.wroteHeader || len(w.header) > 0 || w.out == nil {
+		return false
+	}
+	w.wroteHeader, w.headSent, w.status = true, true, http.StatusOK
+	w.contentLength = int64(len(body))
+	w.closeAfter = w.req.Close || w.shuttingDown != nil && w.shuttingDown.Load()
+	out := append(*w.out, head...)
+	out = appendDate(out, time.Now())
+	if w.closeAfter {
+		out = append(out, "Connection: close\r\n"...)
+	}
+	*w.out = append(out, "\r\n"...)
+	if withBody {
+		w.written = int64(len(body))
+		if len(body) > laneCopyUpTo {
+			w.tail = body
+		} else {
+			*w.out = append(*w.out, body...)
+		}
+	}
+	return true
+}
+
+// first is h.Get(key) for a canonical key, without Get's
+// canonicalization.
+func first(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
 
 func (w *laneResponse) WriteHeader(code int) {
 	if w.wroteHeader || w.out == nil {
@@ -116,7 +195,7 @@ func (w *laneResponse) WriteHeader(code int) {
 	// A Content-Length the handler set, even one dropped as invalid, rules
 	// out a computed one (so such a body is chunked, as in net/http).
 	_, w.late.hasCLHeader = w.header["Content-Length"]
-	if cl := w.header.Get("Content-Length"); cl != "" {
+	if cl := first(w.header, "Content-Length"); cl != "" {
 		v, err := strconv.ParseInt(cl, 10, 64)
 		if err == nil && v >= 0 {
 			w.contentLength = v
@@ -253,11 +332,26 @@ func (w *laneResponse) ReadFrom(src io.Reader) (int64, error) {
 	return n + n0, err
 }
 
+// twoWriter writes two slices as one (writev).
+type twoWriter interface {
+	writeTwo(a, b []byte) error
+}
+
 // writerOnly hides ReadFrom from io.Copy.
 type writerOnly struct{ io.Writer }
 
 func (w *laneResponse) flushOut() {
-	if len(*w.out) > 0 && w.werr == nil {
+	switch {
+	case w.werr != nil:
+	case w.tail != nil:
+		if tw, ok := w.dst.(twoWriter); ok {
+			w.werr = tw.writeTwo(*w.out, w.tail)
+		} else {
+			bufs := net.Buffers{*w.out, w.tail}
+			_, w.werr = bufs.WriteTo(w.dst)
+		}
+		w.tail = nil
+	case len(*w.out) > 0:
 		_, w.werr = w.dst.Write(*w.out)
 	}
 	*w.out = (*w.out)[:0]
@@ -321,13 +415,13 @@ func (w *laneResponse) frameHead() {
 			}
 		}
 	}
-	te := h.Get("Transfer-Encoding")
+	te := first(h, "Transfer-Encoding")
 	l.hasTE = te != ""
 	_, l.hasType = h["Content-Type"]
 	_, l.hasDate = h["Date"]
-	l.hasCE = h.Get("Content-Encoding") != ""
+	l.hasCE = first(h, "Content-Encoding") != ""
 	hasCL := w.contentLength != -1
-	if w.req.Close || h.Get("Connection") == "close" || w.shuttingDown != nil && w.shuttingDown.Load() {
+	if w.req.Close || first(h, "Connection") == "close" || w.shuttingDown != nil && w.shuttingDown.Load() {
 		w.closeAfter = true
 	}
 	if !bodyOK {
@@ -466,16 +560,27 @@ func appendHeader(out []byte, h http.Header, skip func(string) bool) []byte {
 			continue
 		}
 		for _, v := range h[k] {
-			if strings.ContainsAny(v, "\r\n") {
-				v = strings.NewReplacer("\n", " ", "\r", " ").Replace(v)
-			}
 			out = append(out, k...)
 			out = append(out, ": "...)
-			out = append(out, strings.Trim(v, " \t\r\n")...)
+			out = append(out, cleanValue(v)...)
 			out = append(out, "\r\n"...)
 		}
 	}
 	return out
+}
+
+// cleanValue is a header value with its line breaks turned to spaces and
+// its ends trimmed, as net/http writes it; most values need neither.
+func cleanValue(v string) string {
+	plain := v == "" || v[0] != ' ' && v[0] != '\t' && v[len(v)-1] != ' ' && v[len(v)-1] != '\t'
+	for i := 0; plain && i < len(v); i++ {
+		plain = v[i] != '\r' && v[i] != '\n'
+	}
+	if plain {
+		return v
+	}
+	v = strings.NewReplacer("\n", " ", "\r", " ").Replace(v)
+	return strings.Trim(v, " \t")
 }
 
 func bodyAllowedForStatus(status int) bool {

@@ -265,3 +265,67 @@ func listen(t *testing.T) net.Listener {
 	}
 	return ln
 }
+
+// TestKeptAnswerIsTheGeneralOne: a kept file's answer, written whole from
+// its prepared head (writeKept), must be byte for byte what the lane
+// writes when a handler sets the same header and body the usual way,
+// which TestLaneAnswersAsNetHTTPDoes holds to net/http.
+func TestKeptAnswerIsTheGeneralOne(t *testing.T) {
+	header := http.Header{
+		"Content-Type":   {"image/jpeg"},
+		"Etag":           {`"abc"`},
+		"Last-Modified":  {"Sun, 01 Nov 2026 12:00:00 GMT"},
+		"Accept-Ranges":  {"bytes"},
+		"Cache-Control":  {"public, max-age=60"},
+		"X-Padded-Value": {" spaced\t"},
+	}
+	for _, size := range []int{0, 333, laneCopyUpTo + 1, 200 << 10} {
+		body := bytes.Repeat([]byte{0xff, 0xd8, 'j'}, size/3+1)[:size]
+		header.Set("Content-Length", fmt.Sprint(size))
+		for _, method := range []string{"GET", "HEAD"} {
+			for _, closing := range []bool{false, true} {
+				req := &http.Request{Method: method, Close: closing}
+				var general, kept bytes.Buffer
+				w := newLaneResponse(&general, nil, req, nil)
+				for k, v := range header {
+					w.Header()[k] = v
+				}
+				w.WriteHeader(http.StatusOK)
+				if method == "GET" {
+					w.Write(body)
+				}
+				keepGeneral := w.finish()
+
+				head := laneHeadPrefix(header)
+				if head == nil {
+					t.Fatal("no prepared head for a plain file header")
+				}
+				w = newLaneResponse(&kept, nil, req, nil)
+				if !w.writeKept(head, body, method == "GET") {
+					t.Fatal("writeKept refused a fresh answer")
+				}
+				keepKept := w.finish()
+				if g, k := withoutDate(general.String()), withoutDate(kept.String()); g != k || keepGeneral != keepKept {
+					t.Errorf("%s %d bytes, close %v:\n kept:    %q (keep-alive %v)\n general: %q (keep-alive %v)",
+						method, size, closing, trim(k), keepKept, trim(g), keepGeneral)
+				}
+			}
+		}
+	}
+}
+
+func withoutDate(s string) string {
+	i := strings.Index(s, "\r\nDate: ")
+	if i < 0 {
+		return s
+	}
+	j := strings.Index(s[i+2:], "\r\n")
+	return s[:i] + s[i+2+j:]
+}
+
+func trim(s string) string {
+	if len(s) > 400 {
+		return s[:400] + "..."
+	}
+	return s
+}

@@ -160,8 +160,9 @@ func (pl *parkListener) Addr() net.Addr { return pl.inner.Addr() }
 // embedded *net.TCPConn keeps ReadFrom (sendfile) and CloseWrite.
 type parkConn struct {
 	*net.TCPConn
-	p  *parker
-	fd int32
+	p   *parker
+	fd  int32
+	raw syscall.RawConn
 
 	mu sync.Mutex
 	// full is the length of net/http's first read: its buffer, empty.
@@ -193,6 +194,7 @@ func newParkConn(tc *net.TCPConn, p *parker) (*parkConn, error) {
 	if err := rc.Control(func(fd uintptr) { c.fd = int32(fd) }); err != nil {
 		return nil, err
 	}
+	c.raw = rc
 	return c, nil
 }
 
