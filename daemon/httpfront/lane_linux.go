@@ -131,6 +131,7 @@ func (l *lane) serve(c *parkConn) {
 			c.Close()
 			return
 		case laneDecline:
+			c.lane.served = true // back from net/http, it waits as a used one
 			c.pending = append([]byte(nil), buf[:n]...)
 			if !l.handoff(c) {
 				c.Close()
