@@ -165,9 +165,11 @@ func (w *laneResponse) writeKept(head, body []byte, withBody bool) bool {
 
 // first is h.Get(key) for a canonical key, without Get's
 // canonicalization.
-func first(h http.Header, key string) string {
-	if v := h[key]; len(v) > 0 {
-		return v[0]
+func first(h http.Header, key string) string { return firstOf(h[key]) }
+
+func firstOf(values []string) string {
+	if len(values) > 0 {
+		return values[0]
 	}
 	return ""
 }
@@ -396,64 +398,82 @@ func (w *laneResponse) finish() bool {
 // endHead appends them. When none of them applies, the head is complete
 // here.
 func (w *laneResponse) frameHead() {
-	h := w.header
 	isHEAD := w.req.Method == http.MethodHead
 	bodyOK := bodyAllowedForStatus(w.status)
-	var exclude []string
 	l := &w.late
-	for k := range h {
+	// One pass over the header: the pairs to write, and the names the
+	// rules look at.
+	var pairsBuf [16]headerPair
+	pairs := pairsBuf[:0]
+	var te, conn, upgrade string
+	for k, vv := range w.header {
 		if strings.HasPrefix(k, http.TrailerPrefix) {
-			exclude = append(exclude, k)
 			l.trailers = true
+			continue
 		}
-	}
-	for _, v := range h["Trailer"] {
-		l.trailers = true
-		for _, t := range strings.Split(v, ",") {
-			if t = http.CanonicalHeaderKey(strings.Trim(t, " \t")); t != "" && httpguts.ValidTrailerHeader(t) {
-				w.declared = append(w.declared, t)
+		switch k {
+		case "Transfer-Encoding":
+			te = firstOf(vv)
+		case "Content-Type":
+			l.hasType = true
+		case "Date":
+			l.hasDate = true
+		case "Content-Encoding":
+			l.hasCE = firstOf(vv) != ""
+		case "Connection":
+			conn = firstOf(vv)
+		case "Upgrade":
+			upgrade = firstOf(vv)
+		case "Trailer":
+			for _, v := range vv {
+				l.trailers = true
+				for _, t := range strings.Split(v, ",") {
+					if t = http.CanonicalHeaderKey(strings.Trim(t, " \t")); t != "" && httpguts.ValidTrailerHeader(t) {
+						w.declared = append(w.declared, t)
+					}
+				}
 			}
 		}
+		pairs = append(pairs, headerPair{k, vv})
 	}
-	te := first(h, "Transfer-Encoding")
 	l.hasTE = te != ""
-	_, l.hasType = h["Content-Type"]
-	_, l.hasDate = h["Date"]
-	l.hasCE = first(h, "Content-Encoding") != ""
 	hasCL := w.contentLength != -1
-	if w.req.Close || first(h, "Connection") == "close" || w.shuttingDown != nil && w.shuttingDown.Load() {
+	if w.req.Close || conn == "close" || w.shuttingDown != nil && w.shuttingDown.Load() {
 		w.closeAfter = true
 	}
+	var dropCL, dropTE, dropCT, dropConn bool
 	if !bodyOK {
-		exclude = append(exclude, "Content-Length", "Transfer-Encoding")
-		if w.status == http.StatusNotModified {
-			exclude = append(exclude, "Content-Type")
-		}
+		dropCL, dropTE = true, true
+		dropCT = w.status == http.StatusNotModified
 	}
 	if hasCL && l.hasTE && te != "identity" {
-		exclude = append(exclude, "Content-Length")
-		hasCL = false
+		dropCL, hasCL = true, false
 	}
 	switch {
 	case isHEAD || !bodyOK || w.status == http.StatusNoContent:
-		exclude = append(exclude, "Transfer-Encoding")
+		dropTE = true
 	case hasCL:
-		exclude = append(exclude, "Transfer-Encoding")
+		dropTE = true
 	case l.hasTE && te == "identity":
 		w.closeAfter = true
-		exclude = append(exclude, "Transfer-Encoding")
+		dropTE = true
 	default:
 		l.chunkUnlessDone = true
-		if te == "chunked" {
-			exclude = append(exclude, "Transfer-Encoding")
+		dropTE = dropTE || te == "chunked"
+	}
+	if w.closeAfter && !(w.status == http.StatusSwitchingProtocols && upgrade != "") {
+		dropConn, l.connClose = true, true
+	}
+	kept := pairs[:0]
+	for _, p := range pairs {
+		switch {
+		case p.name == "Content-Length" && dropCL, p.name == "Transfer-Encoding" && dropTE,
+			p.name == "Content-Type" && dropCT, p.name == "Connection" && dropConn:
+		default:
+			kept = append(kept, p)
 		}
 	}
-	if w.closeAfter && !(w.status == http.StatusSwitchingProtocols && h.Get("Upgrade") != "") {
-		exclude = append(exclude, "Connection")
-		l.connClose = true
-	}
-	out := appendStatusLine(*w.out, w.status)
-	*w.out = appendHeader(out, h, func(k string) bool { return slices.Contains(exclude, k) })
+	*w.out = appendPairs(appendStatusLine(*w.out, w.status), kept)
 
 	autoLength := !l.trailers && !l.hasTE && bodyOK && !l.hasCLHeader
 	sniff := bodyOK && !l.hasCE && !l.hasType && !l.hasTE
@@ -543,24 +563,36 @@ func appendStatusLine(out []byte, code int) []byte {
 	return fmt.Appendf(out, "%03d status code %d\r\n", code, code)
 }
 
-// appendHeader writes h sorted by name, as net/http's Header.Write does:
-// invalid names dropped, line breaks in values turned to spaces, values
-// trimmed.
+// appendHeader writes h, but the names skip rejects, as net/http's
+// Header.Write does (see appendPairs).
 func appendHeader(out []byte, h http.Header, skip func(string) bool) []byte {
-	var keysBuf [16]string
-	keys := keysBuf[:0]
-	for k := range h {
+	var pairsBuf [16]headerPair
+	pairs := pairsBuf[:0]
+	for k, vv := range h {
 		if !skip(k) {
-			keys = append(keys, k)
+			pairs = append(pairs, headerPair{k, vv})
 		}
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !httpguts.ValidHeaderFieldName(k) {
+	return appendPairs(out, pairs)
+}
+
+// headerPair is a header name and its values.
+type headerPair struct {
+	name   string
+	values []string
+}
+
+// appendPairs writes the fields sorted by name, as net/http does:
+// invalid names dropped, line breaks in values turned to spaces, values
+// trimmed.
+func appendPairs(out []byte, pairs []headerPair) []byte {
+	slices.SortFunc(pairs, func(a, b headerPair) int { return strings.Compare(a.name, b.name) })
+	for _, p := range pairs {
+		if !httpguts.ValidHeaderFieldName(p.name) {
 			continue
 		}
-		for _, v := range h[k] {
-			out = append(out, k...)
+		for _, v := range p.values {
+			out = append(out, p.name...)
 			out = append(out, ": "...)
 			out = append(out, cleanValue(v)...)
 			out = append(out, "\r\n"...)
