@@ -63,9 +63,8 @@ func parseLaneRequest(b []byte) (*http.Request, int, laneParse) {
 		return nil, 0, laneMore
 	}
 	n := end + 4
-	if bareLineEnd(b[:n]) {
-		return nil, 0, laneDecline
-	}
+	// A bare CR or LF inside a complete head is a control byte in a name,
+	// a value or the request line, which the checks below decline.
 	// One string holds the whole head; every name and value is a slice
 	// of it, so a request costs one allocation for all its text.
 	head := string(b[:end+2])
