@@ -56,6 +56,9 @@ type Listener struct {
 	IdleTimeout       time.Duration // idle_timeout, default 2m
 	MaxHeaderBytes    int           // max_header_bytes, default 32768
 	MaxURIBytes       int           // max_uri_bytes, default 8192 (longer: 414)
+	// FastLane: plain GET and HEAD requests are read and answered by the
+	// front's own loop, not net/http's (fast_lane, default true; Linux).
+	FastLane bool
 
 	// Stream and datagram limits.
 	MaxConnections    int            // max_connections, default 1024 (tcp)

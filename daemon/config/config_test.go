@@ -133,6 +133,9 @@ func runGolden(t *testing.T, ar *txtar.Archive) string {
 			case "http":
 				line("listener %q http %s read_header_timeout=%s read_timeout=%s write_timeout=%s idle_timeout=%s max_header_bytes=%d max_uri_bytes=%d",
 					l.Name, l.Address, l.ReadHeaderTimeout, l.ReadTimeout, l.WriteTimeout, l.IdleTimeout, l.MaxHeaderBytes, l.MaxURIBytes)
+				if !l.FastLane {
+					line("  fast_lane=false")
+				}
 			case "tcp":
 				line("listener %q tcp %s plugin=%s idle_timeout=%s max_connections=%d max_connections_per_source=%d",
 					l.Name, l.Address, l.Plugin, l.StreamIdleTimeout, l.MaxConnections, l.MaxPerSource)

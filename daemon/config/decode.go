@@ -191,7 +191,7 @@ var listenerAttrs = map[string]string{
 	"allow": "http tcp udp", "deny": "http tcp udp",
 	"plugin":              "tcp udp",
 	"read_header_timeout": "http", "read_timeout": "http", "write_timeout": "http",
-	"max_header_bytes": "http", "max_uri_bytes": "http",
+	"max_header_bytes": "http", "max_uri_bytes": "http", "fast_lane": "http",
 	"idle_timeout":    "http tcp",
 	"max_connections": "tcp", "max_connections_per_source": "tcp",
 	"max_reply_bytes": "udp",
@@ -216,7 +216,7 @@ func (d *decoder) listener(b *hcl.Block) *Listener {
 	l := &Listener{
 		Name: b.Labels[0], DeclRange: b.DefRange, NameRange: b.LabelRanges[0],
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10, MaxURIBytes: 8 << 10,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10, MaxURIBytes: 8 << 10, FastLane: true,
 		MaxConnections: 1024, StreamIdleTimeout: 5 * time.Minute, MaxDatagramReply: 1232,
 	}
 	attrs := content.Attributes
@@ -273,6 +273,11 @@ func (d *decoder) listener(b *hcl.Block) *Listener {
 	}
 	integer(d, attrs["max_header_bytes"], 1, &l.MaxHeaderBytes)
 	integer(d, attrs["max_uri_bytes"], 1, &l.MaxURIBytes)
+	if a := attrs["fast_lane"]; a != nil {
+		if v, ok := d.value(a, cty.Bool); ok {
+			l.FastLane = v.True()
+		}
+	}
 	integer(d, attrs["max_connections"], 1, &l.MaxConnections)
 	integer(d, attrs["max_connections_per_source"], 0, &l.MaxPerSource)
 	integer(d, attrs["max_reply_bytes"], 1, &l.MaxDatagramReply)

@@ -26,6 +26,8 @@ type Limits struct {
 	MaxHeaderBytes int
 	// MaxURIBytes bounds the request target; past it the answer is 414.
 	MaxURIBytes int
+	// NoFastLane leaves every request to net/http (fast_lane = false).
+	NoFastLane bool
 }
 
 // Observer is told of every request a listener finished, once, from the
@@ -64,7 +66,9 @@ func NewServer(name string, lim Limits, handler http.Handler, obs Observer, log 
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}
-	s.lane = newLane(s.srv, h, lim, log)
+	if !lim.NoFastLane {
+		s.lane = newLane(s.srv, h, lim, log)
+	}
 	return s
 }
 

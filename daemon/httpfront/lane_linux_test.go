@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -248,5 +249,22 @@ func TestLaneWriterSurvivesAFullSocket(t *testing.T) {
 	}
 	if !bytes.Equal(got[:len(a)], a) || !bytes.Equal(got[len(a):], b) {
 		t.Fatal("the bytes arrived changed")
+	}
+}
+
+// TestNoFastLaneLeavesAllToNetHTTP: fast_lane = false gives every request
+// to net/http; otherwise a plain GET takes the lane.
+func TestNoFastLaneLeavesAllToNetHTTP(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, lane := w.(*recorder).ResponseWriter.(*laneResponse)
+		io.WriteString(w, strconv.FormatBool(lane))
+	})
+	for _, off := range []bool{false, true} {
+		_, addr := serveFront(t, Limits{NoFastLane: off}, h)
+		c := dialRaw(t, addr)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if _, body := c.answer(t, "GET"); body != strconv.FormatBool(!off) {
+			t.Errorf("NoFastLane %v: served by the lane: %s", off, body)
+		}
 	}
 }

@@ -53,7 +53,7 @@ func specOf(g *generation, l *config.Listener) frontSpec {
 		s.http = httpfront.Limits{
 			ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout,
 			WriteTimeout: l.WriteTimeout, IdleTimeout: l.IdleTimeout,
-			MaxHeaderBytes: l.MaxHeaderBytes, MaxURIBytes: l.MaxURIBytes,
+			MaxHeaderBytes: l.MaxHeaderBytes, MaxURIBytes: l.MaxURIBytes, NoFastLane: !l.FastLane,
 		}
 	default:
 		s.stream = streamfront.Limits{
