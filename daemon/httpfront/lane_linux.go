@@ -125,7 +125,11 @@ func (l *lane) serve(c *parkConn) {
 			}
 			n = m
 		}
-		req, used, verdict := l.readHead(c, buf, &n)
+		lr := laneRequests.Get().(*laneRequest)
+		req, used, verdict := l.readHead(c, lr, buf, &n)
+		if verdict != laneOK {
+			lr.release()
+		}
 		switch verdict {
 		case laneMore: // the head never completed
 			c.Close()
@@ -140,6 +144,7 @@ func (l *lane) serve(c *parkConn) {
 		}
 		c.lane.served = true
 		keep, extra := l.serveRequest(c, req)
+		lr.release()
 		n = copy(buf, buf[used:n])
 		if extra >= 0 {
 			if n == len(buf) {
@@ -217,10 +222,10 @@ func (l *lane) headerLimit() time.Duration {
 
 // readHead parses the request at the start of buf[:*n], reading more while
 // its head is incomplete, within the header timeout.
-func (l *lane) readHead(c *parkConn, buf []byte, n *int) (*http.Request, int, laneParse) {
+func (l *lane) readHead(c *parkConn, lr *laneRequest, buf []byte, n *int) (*http.Request, int, laneParse) {
 	var deadline time.Time
 	for {
-		req, used, verdict := parseLaneRequest(buf[:*n])
+		req, used, verdict := lr.parse(buf[:*n])
 		if verdict != laneMore {
 			return req, used, verdict
 		}

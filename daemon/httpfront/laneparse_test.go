@@ -285,3 +285,22 @@ func BenchmarkNetHTTPReadRequest(b *testing.B) {
 		}
 	}
 }
+
+// TestReusedLaneRequestStartsClean parses into a laneRequest that served
+// a request with more header fields: nothing of the first may show in
+// the second.
+func TestReusedLaneRequestStartsClean(t *testing.T) {
+	lr := new(laneRequest)
+	first := "GET /a?x=1 HTTP/1.1\r\nHost: one\r\nRange: bytes=0-1\r\nCookie: a=b\r\nCookie: c=d\r\nConnection: close\r\n\r\n"
+	if _, _, v := lr.parse([]byte(first)); v != laneOK {
+		t.Fatalf("first request: verdict %d", v)
+	}
+	req, _, v := lr.parse([]byte("HEAD /b HTTP/1.1\r\nHost: two\r\nAccept: */*\r\n\r\n"))
+	if v != laneOK {
+		t.Fatalf("second request: verdict %d", v)
+	}
+	want := http.Header{"Accept": {"*/*"}}
+	if req.Method != "HEAD" || req.URL.String() != "/b" || req.Host != "two" || req.Close || !reflect.DeepEqual(req.Header, want) {
+		t.Fatalf("second request: %s %s host %q close %v header %v", req.Method, req.URL, req.Host, req.Close, req.Header)
+	}
+}
