@@ -268,3 +268,21 @@ func TestNoFastLaneLeavesAllToNetHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestLaneEnforcesTheHeaderTimeout: a client that stops halfway through
+// a request head, or never starts one, is closed once read_header_timeout
+// has passed, as net/http closes it (without an answer).
+func TestLaneEnforcesTheHeaderTimeout(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("a request reached the handler: %s", r.URL)
+	})
+	_, addr := serveFront(t, Limits{ReadHeaderTimeout: 200 * time.Millisecond}, h)
+	for _, start := range []string{"GET / HTTP/1.1\r\nHo", ""} {
+		c := dialRaw(t, addr)
+		io.WriteString(c, start)
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if b, err := c.r.ReadByte(); !errors.Is(err, io.EOF) {
+			t.Errorf("after %q: read %q, %v; want the connection closed", start, b, err)
+		}
+	}
+}
