@@ -64,16 +64,23 @@ func newLane(srv *http.Server, handler http.Handler, lim Limits, log *slog.Logge
 	return &lane{handler: handler, srv: srv, lim: lim, log: log, conns: make(map[*parkConn]struct{})}
 }
 
-// laneState is what the lane keeps of a connection between its visits.
+// laneState is what the lane keeps of a connection between its visits:
+// little, as a parked connection should cost little.
 type laneState struct {
-	base   context.Context
-	remote string
 	// served: the connection has had a request (a new one waits for its
 	// first under read_header_timeout, a used one under idle_timeout).
 	served bool
 	// waiting: the lane waits for the connection's next request, so a
 	// shutdown may close it.
 	waiting atomic.Bool
+}
+
+// laneVisit is what the lane needs of a connection while it serves it,
+// made again at each visit rather than kept while the connection is
+// parked.
+type laneVisit struct {
+	base   context.Context // the requests' contexts derive from it
+	remote string
 }
 
 // start serves c in the lane, on a goroutine of its own.
@@ -101,10 +108,10 @@ func (l *lane) leave(c *parkConn) {
 // net/http.
 func (l *lane) serve(c *parkConn) {
 	defer l.leave(c)
-	if c.lane.base == nil {
-		c.lane.base = context.WithValue(context.WithValue(context.Background(),
-			http.ServerContextKey, l.srv), http.LocalAddrContextKey, c.LocalAddr())
-		c.lane.remote = c.RemoteAddr().String()
+	v := laneVisit{
+		base: context.WithValue(context.WithValue(context.Background(),
+			http.ServerContextKey, l.srv), http.LocalAddrContextKey, c.LocalAddr()),
+		remote: c.RemoteAddr().String(),
 	}
 	bp := laneBufPool.Get().(*[]byte)
 	defer laneBufPool.Put(bp)
@@ -143,7 +150,7 @@ func (l *lane) serve(c *parkConn) {
 			return
 		}
 		c.lane.served = true
-		keep, extra := l.serveRequest(c, req)
+		keep, extra := l.serveRequest(c, &v, req)
 		lr.release()
 		n = copy(buf, buf[used:n])
 		if extra >= 0 {
@@ -247,14 +254,14 @@ func (l *lane) readHead(c *parkConn, lr *laneRequest, buf []byte, n *int) (*http
 // serveRequest runs the handler for req and writes its answer. keep says
 // whether the connection may carry another request; extra is a byte of
 // the next request read while watching the connection, or -1.
-func (l *lane) serveRequest(c *parkConn, req *http.Request) (keep bool, extra int) {
+func (l *lane) serveRequest(c *parkConn, v *laneVisit, req *http.Request) (keep bool, extra int) {
 	now := time.Now()
-	ctx := &laneCtx{base: c.lane.base, conn: c, extra: -1}
+	ctx := &laneCtx{base: v.base, conn: c, extra: -1}
 	if l.lim.ReadTimeout > 0 {
 		ctx.readDeadline = now.Add(l.lim.ReadTimeout)
 	}
 	*req = *req.WithContext(ctx)
-	req.RemoteAddr = c.lane.remote
+	req.RemoteAddr = v.remote
 	if l.lim.WriteTimeout > 0 {
 		c.TCPConn.SetWriteDeadline(now.Add(l.lim.WriteTimeout))
 	}
