@@ -52,6 +52,9 @@ route "GET /" { plugin = "static" }
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
 		chromedp.UserDataDir(t.TempDir()),
+		// Chromium also makes a folder of its own in TMPDIR and leaves
+		// it behind; give it one the test removes.
+		chromedp.Env("TMPDIR=" + t.TempDir()),
 		// The machine has no network beyond loopback: keep Chromium from
 		// trying to reach its services.
 		chromedp.Flag("disable-background-networking", true),
