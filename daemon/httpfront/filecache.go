@@ -125,8 +125,8 @@ func plainHead(e *cachedFile, data []byte) (head []headerField, laneHead []byte,
 // conditional requests, and answers with a Content-Encoding, take
 // http.ServeContent's full path.
 func (b *fileBytes) serve(w http.ResponseWriter, r *http.Request, e *cachedFile) {
-	if b.encoded || hasValue(r.Header, "Range") || hasValue(r.Header, "If-None-Match") || hasValue(r.Header, "If-Modified-Since") ||
-		hasValue(r.Header, "If-Match") || hasValue(r.Header, "If-Unmodified-Since") {
+	if b.encoded || first(r.Header, "Range") != "" || first(r.Header, "If-None-Match") != "" || first(r.Header, "If-Modified-Since") != "" ||
+		first(r.Header, "If-Match") != "" || first(r.Header, "If-Unmodified-Since") != "" {
 		setFileHeaders(w.Header(), e.head, e.answer)
 		http.ServeContent(w, r, e.file.Path, e.file.Identity.ModTime(), bytes.NewReader(b.data))
 		return
@@ -239,11 +239,4 @@ func (c *fileCache) keepBytes(fh *os.File, e *cachedFile) *fileBytes {
 // cacheable reports whether r may be answered from (or fill) the cache.
 func cacheable(r *http.Request) bool {
 	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.ContentLength == 0
-}
-
-// hasValue is h.Get(key) != "" for a canonical key, without Get's
-// canonicalization.
-func hasValue(h http.Header, key string) bool {
-	v := h[key]
-	return len(v) > 0 && v[0] != ""
 }

@@ -249,11 +249,6 @@ func (w *laneResponse) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// WriteString is Write without the caller's conversion.
-func (w *laneResponse) WriteString(s string) (int, error) {
-	return w.Write([]byte(s))
-}
-
 // body adds p to the answer, framed, or drops it for HEAD.
 func (w *laneResponse) body(p []byte) {
 	if w.req.Method == http.MethodHead || len(p) == 0 || w.werr != nil {
