@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/socketd/socketd/internal/lazyctx"
 )
 
 // The fast lane.
@@ -150,7 +152,7 @@ func (l *lane) serve(c *parkConn) {
 			return
 		}
 		c.lane.served = true
-		keep, extra := l.serveRequest(c, &v, req)
+		keep, extra := l.serveRequest(c, &v, req, &lr.resp)
 		lr.release()
 		n = copy(buf, buf[used:n])
 		if extra >= 0 {
@@ -254,7 +256,7 @@ func (l *lane) readHead(c *parkConn, lr *laneRequest, buf []byte, n *int) (*http
 // serveRequest runs the handler for req and writes its answer. keep says
 // whether the connection may carry another request; extra is a byte of
 // the next request read while watching the connection, or -1.
-func (l *lane) serveRequest(c *parkConn, v *laneVisit, req *http.Request) (keep bool, extra int) {
+func (l *lane) serveRequest(c *parkConn, v *laneVisit, req *http.Request, w *laneResponse) (keep bool, extra int) {
 	now := time.Now()
 	ctx := &laneCtx{base: v.base, conn: c, extra: -1}
 	if l.lim.ReadTimeout > 0 {
@@ -265,7 +267,7 @@ func (l *lane) serveRequest(c *parkConn, v *laneVisit, req *http.Request) (keep 
 	if l.lim.WriteTimeout > 0 {
 		c.TCPConn.SetWriteDeadline(now.Add(l.lim.WriteTimeout))
 	}
-	w := newLaneResponse(laneWriter{c}, c.TCPConn, req, &l.shutting)
+	w.start(laneWriter{c}, c.TCPConn, req, &l.shutting)
 	ok := l.call(w, req)
 	if ok {
 		keep = w.finish()
@@ -333,15 +335,16 @@ func (l *lane) close() {
 // runs. That watch costs a goroutine, a read that waits in the poller and
 // two deadline changes, about 5 µs, so it starts only for a request that
 // asked for Done and is still running watchAfter later: a kept file never
-// asks, and most plugin answers are back by then.
+// asks, and most plugin answers are back by then. Its cancellation is a
+// lazyctx.Cancel, so a route's timeout derived from it costs no second
+// cancelable context.
 type laneCtx struct {
+	lazyctx.Cancel
 	base         context.Context
 	conn         *parkConn
 	readDeadline time.Time
 
 	mu       sync.Mutex
-	inner    context.Context
-	cancel   context.CancelFunc
 	timer    *time.Timer // starts the watch
 	finished bool
 	watching chan struct{} // closed when the watch ends; nil if none
@@ -358,46 +361,21 @@ type laneCtx struct {
 // cancelled at most this much later than with net/http.
 const watchAfter = 100 * time.Millisecond
 
-var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
 func (c *laneCtx) Deadline() (time.Time, bool) { return c.base.Deadline() }
 
 func (c *laneCtx) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.inner == nil {
-		if c.finished {
-			return closedDone
+	done, first := c.DoneFirst()
+	if first {
+		c.mu.Lock()
+		if !c.finished {
+			c.timer = time.AfterFunc(watchAfter, c.watch)
 		}
-		c.inner, c.cancel = context.WithCancel(c.base)
-		c.timer = time.AfterFunc(watchAfter, c.watch)
+		c.mu.Unlock()
 	}
-	return c.inner.Done()
+	return done
 }
 
-func (c *laneCtx) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.inner == nil {
-		if c.finished {
-			return context.Canceled
-		}
-		return nil
-	}
-	return c.inner.Err()
-}
-
-// Value answers from the inner context once there is one, so that
-// contexts derived from this one join its cancellation directly.
-func (c *laneCtx) Value(key any) any {
-	c.mu.Lock()
-	inner := c.inner
-	c.mu.Unlock()
-	if inner != nil {
-		return inner.Value(key)
-	}
-	return c.base.Value(key)
-}
+func (c *laneCtx) Value(key any) any { return c.base.Value(key) }
 
 // watch reads one byte: the client's next request (kept for it), or the
 // end of the connection, which cancels the request.
@@ -425,7 +403,7 @@ func (c *laneCtx) watch() {
 		return
 	}
 	c.dead = true
-	c.cancel()
+	c.End(nil)
 }
 
 // finish ends the request's context after its answer and reports whether
@@ -442,9 +420,7 @@ func (c *laneCtx) finish() (dead bool) {
 		c.conn.TCPConn.SetReadDeadline(aLongTimeAgo)
 		<-watching
 	}
-	if c.cancel != nil {
-		c.cancel()
-	}
+	c.End(nil)
 	return c.dead
 }
 

@@ -102,23 +102,36 @@ func TestHandoffKeepsRequestContexts(t *testing.T) {
 // its context end when the client closes the connection, as with net/http
 // (the hop then cancels the plugin's call).
 func TestLaneCancelsWhenTheClientLeaves(t *testing.T) {
-	started, ended := make(chan struct{}), make(chan error, 1)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(started)
-		select {
-		case <-r.Context().Done():
-			ended <- r.Context().Err()
-		case <-time.After(time.Minute):
-			ended <- errors.New("the context did not end")
+	// A route's timeout is a context derived from the request's; it must
+	// end with it, as must one whose cancel came first.
+	for _, derive := range []bool{false, true} {
+		started, ended := make(chan struct{}), make(chan error, 1)
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := r.Context()
+			if derive {
+				early, cancelEarly := context.WithCancel(ctx)
+				cancelEarly()
+				<-early.Done()
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, time.Hour)
+				defer cancel()
+			}
+			close(started)
+			select {
+			case <-ctx.Done():
+				ended <- ctx.Err()
+			case <-time.After(time.Minute):
+				ended <- errors.New("the context did not end")
+			}
+		})
+		_, addr := serveFront(t, Limits{}, h)
+		c := dialRaw(t, addr)
+		io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+		<-started
+		c.Close()
+		if err := <-ended; !errors.Is(err, context.Canceled) {
+			t.Fatalf("derived %v, after the client left: %v", derive, err)
 		}
-	})
-	_, addr := serveFront(t, Limits{}, h)
-	c := dialRaw(t, addr)
-	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-	<-started
-	c.Close()
-	if err := <-ended; !errors.Is(err, context.Canceled) {
-		t.Fatalf("after the client left: %v", err)
 	}
 }
 

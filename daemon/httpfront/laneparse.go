@@ -72,16 +72,26 @@ type laneRequest struct {
 	req    http.Request
 	header http.Header
 	values []string
+	// resp writes the request's answer; its header map is reused as well.
+	resp laneResponse
 }
 
 var laneRequests = sync.Pool{New: func() any { return new(laneRequest) }}
 
 // release returns lr for reuse; nothing may hold its request any more.
 func (lr *laneRequest) release() {
+	lr.reset()
+	laneRequests.Put(lr)
+}
+
+// reset empties lr, keeping the header maps' and value slots' room.
+func (lr *laneRequest) reset() {
 	clear(lr.header)
 	clear(lr.values)
 	lr.req = http.Request{}
-	laneRequests.Put(lr)
+	h := lr.resp.header
+	clear(h)
+	lr.resp = laneResponse{header: h}
 }
 
 // parse is parseLaneRequest into lr.

@@ -304,3 +304,32 @@ func TestReusedLaneRequestStartsClean(t *testing.T) {
 		t.Fatalf("second request: %s %s host %q close %v header %v", req.Method, req.URL, req.Host, req.Close, req.Header)
 	}
 }
+
+// The answer writer of a reused laneRequest keeps its header map but
+// nothing in it, nor anything else of the last answer.
+func TestReusedLaneResponseStartsClean(t *testing.T) {
+	lr := new(laneRequest)
+	req, _, _ := lr.parse([]byte("GET /a HTTP/1.1\r\nHost: one\r\n\r\n"))
+	var first bytes.Buffer
+	lr.resp.start(&first, nil, req, nil)
+	lr.resp.Header().Set("X-First", "1")
+	lr.resp.Header().Set("Trailer", "X-T")
+	lr.resp.WriteHeader(http.StatusTeapot)
+	io.WriteString(&lr.resp, "first")
+	lr.resp.finish()
+	lr.reset()
+
+	req, _, _ = lr.parse([]byte("GET /b HTTP/1.1\r\nHost: two\r\n\r\n"))
+	var second bytes.Buffer
+	lr.resp.start(&second, nil, req, nil)
+	if len(lr.resp.Header()) != 0 {
+		t.Fatalf("reused header: %v", lr.resp.Header())
+	}
+	io.WriteString(&lr.resp, "second")
+	lr.resp.finish()
+	got := second.String()
+	if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || strings.Contains(got, "X-First") || strings.Contains(got, "chunked") ||
+		!strings.Contains(got, "Content-Length: 6\r\n") || !strings.HasSuffix(got, "\r\n\r\nsecond") {
+		t.Fatalf("second answer:\n%s", got)
+	}
+}

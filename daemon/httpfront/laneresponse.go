@@ -90,8 +90,17 @@ type laneResponse struct {
 }
 
 func newLaneResponse(dst io.Writer, rf io.ReaderFrom, req *http.Request, shuttingDown *atomic.Bool) *laneResponse {
-	return &laneResponse{
-		dst: dst, rf: rf, req: req,
+	w := new(laneResponse)
+	w.start(dst, rf, req, shuttingDown)
+	return w
+}
+
+// start readies w to answer req. It keeps w's header map, which must be
+// empty: a pooled laneRequest's map is cleared on release, so a request
+// does not allocate one.
+func (w *laneResponse) start(dst io.Writer, rf io.ReaderFrom, req *http.Request, shuttingDown *atomic.Bool) {
+	*w = laneResponse{
+		dst: dst, rf: rf, req: req, header: w.header,
 		contentLength: -1, shuttingDown: shuttingDown,
 		out: laneOutPool.Get().(*[]byte),
 	}

@@ -1,0 +1,94 @@
+package lazyctx
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+type testCtx struct {
+	Cancel
+}
+
+func (*testCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*testCtx) Value(any) any               { return nil }
+
+func ended(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestDoneIsMadeOnceAndClosedByEnd(t *testing.T) {
+	c := new(testCtx)
+	if c.Err() != nil {
+		t.Fatal("a new context has ended")
+	}
+	ch, first := c.DoneFirst()
+	if !first || ended(ch) {
+		t.Fatalf("first Done: first %v, ended %v", first, ended(ch))
+	}
+	if again, first := c.DoneFirst(); first || again != ch {
+		t.Fatal("a second Done made another channel")
+	}
+	if !c.End(nil) || c.End(errors.New("later")) {
+		t.Fatal("End must count once")
+	}
+	if !ended(ch) || !errors.Is(c.Err(), context.Canceled) {
+		t.Fatalf("after End: ended %v, err %v", ended(ch), c.Err())
+	}
+
+	unasked := new(testCtx)
+	unasked.End(context.DeadlineExceeded)
+	if ch, first := unasked.DoneFirst(); first || !ended(ch) || unasked.Err() != context.DeadlineExceeded {
+		t.Fatal("Done after End must be closed at once")
+	}
+}
+
+// Contexts derived from one end with it, through AfterFunc (no watching
+// goroutine), and one cancelled first leaves nothing behind.
+func TestDerivedContextsEndWithIt(t *testing.T) {
+	c := new(testCtx)
+	timeout, cancelTimeout := context.WithTimeout(c, time.Hour)
+	defer cancelTimeout()
+	early, cancelEarly := context.WithCancel(c)
+	cancelEarly()
+	if len(c.afters) != 2 || c.afters[1] != nil {
+		t.Fatalf("derived contexts did not register through AfterFunc, or did not leave: %d", len(c.afters))
+	}
+	ran := make(chan struct{})
+	stop := context.AfterFunc(c, func() { close(ran) })
+	stopped := false
+	context.AfterFunc(c, func() { stopped = true })()
+	c.End(nil)
+	<-timeout.Done()
+	<-ran
+	if !errors.Is(timeout.Err(), context.Canceled) || !errors.Is(early.Err(), context.Canceled) || stop() || stopped {
+		t.Fatalf("timeout %v, early %v, stopped func ran %v", timeout.Err(), early.Err(), stopped)
+	}
+	late := make(chan struct{})
+	if context.AfterFunc(c, func() { close(late) })() {
+		t.Fatal("stop after the end reported success")
+	}
+	<-late
+}
+
+func TestConcurrentUse(t *testing.T) {
+	c := new(testCtx)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			d, cancel := context.WithCancel(c)
+			defer cancel()
+			<-c.Done()
+			<-d.Done()
+		})
+	}
+	wg.Go(func() { c.End(nil) })
+	wg.Wait()
+}
