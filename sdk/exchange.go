@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"time"
 
+	"github.com/socketd/socketd/internal/lazyctx"
 	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
 
@@ -24,22 +26,64 @@ type exchangeServer struct {
 	calls  map[uint64]*exchangeCall
 }
 
-// exchangeCall is one request in flight on the stream.
+// exchangeCall is one request in flight on the stream, and its handler's
+// context: it ends when the core cancels the request, the handler returns
+// or the stream ends, and answers the request's values. What a context
+// usually costs per request (a cancelable context registered with the
+// stream's, two values, a channel of credit) is made only if asked for.
 type exchangeCall struct {
-	id     uint64
-	ctx    context.Context
-	cancel context.CancelFunc
-	// credit holds one token per response frame the call may still send.
-	credit chan struct{}
-	x      *exchangeServer
+	lazyctx.Cancel
+	stream context.Context // the Exchange stream's; the call ends with it
+	requestValues
+	id  uint64
+	req *pluginpb.HTTPRequestFrame
+	x   *exchangeServer
+
+	mu sync.Mutex
+	// stopStream undoes the tie to the stream's end, made at the first Done.
+	stopStream func() bool
+	// credit counts the response frames the call may still send; a Send
+	// without credit waits on creditCame.
+	credit     int
+	creditCame chan struct{}
 }
+
+func (c *exchangeCall) Deadline() (time.Time, bool) { return c.stream.Deadline() }
+
+func (c *exchangeCall) Done() <-chan struct{} {
+	done, first := c.DoneFirst()
+	if first {
+		stop := context.AfterFunc(c.stream, func() { c.End(c.stream.Err()) })
+		c.mu.Lock()
+		c.stopStream = stop
+		c.mu.Unlock()
+	}
+	return done
+}
+
+func (c *exchangeCall) Err() error {
+	if err := c.stream.Err(); err != nil {
+		c.End(err)
+	}
+	return c.Cancel.Err()
+}
+
+func (c *exchangeCall) Value(key any) any {
+	if v, ok := c.value(key); ok {
+		return v
+	}
+	return c.stream.Value(key)
+}
+
+// workQueue hands calls to idle workers.
+type workQueue chan *exchangeCall
 
 func serveExchange(h http.Handler, stream pluginpb.Plugin_ExchangeServer) error {
 	x := &exchangeServer{stream: stream, h: h, calls: make(map[uint64]*exchangeCall)}
 	// Requests run on workers that outlive them: a new goroutine per request
 	// would grow its stack through gRPC's send path every time, which cost
 	// a quarter of the plugin's CPU under load.
-	work := make(chan func())
+	work := make(workQueue)
 	var running sync.WaitGroup
 	// Handlers must be done with the stream before it ends: gRPC forbids a
 	// Send after the method returns. Their contexts end with the stream's.
@@ -52,42 +96,32 @@ func serveExchange(h http.Handler, stream pluginpb.Plugin_ExchangeServer) error 
 		}
 		switch {
 		case f.GetRequest() != nil:
-			c := x.open(f.GetId())
-			job := func() { c.serve(f.GetRequest()) }
+			c := x.open(f.GetId(), f.GetRequest())
 			select {
-			case work <- job: // an idle worker took it
+			case work <- c: // an idle worker took it
 			default:
 				running.Add(1)
 				go func() {
 					defer running.Done()
-					for ; job != nil; job = <-work {
-						job()
+					for ; c != nil; c = <-work {
+						c.serve()
 					}
 				}()
 			}
 		case f.GetCancel():
 			if c := x.call(f.GetId()); c != nil {
-				c.cancel()
+				c.End(nil)
 			}
 		case f.GetCredit() > 0:
 			if c := x.call(f.GetId()); c != nil {
-				for range f.GetCredit() {
-					select {
-					case c.credit <- struct{}{}:
-					default: // more credit than the window: the core's bug, ignored
-					}
-				}
+				c.addCredit(int(f.GetCredit()))
 			}
 		}
 	}
 }
 
-func (x *exchangeServer) open(id uint64) *exchangeCall {
-	ctx, cancel := context.WithCancel(x.stream.Context())
-	c := &exchangeCall{id: id, ctx: ctx, cancel: cancel, credit: make(chan struct{}, ExchangeWindow), x: x}
-	for range ExchangeWindow {
-		c.credit <- struct{}{}
-	}
+func (x *exchangeServer) open(id uint64, req *pluginpb.HTTPRequestFrame) *exchangeCall {
+	c := &exchangeCall{stream: x.stream.Context(), requestValues: valuesOf(req.GetHead()), id: id, req: req, x: x, credit: ExchangeWindow}
 	x.mu.Lock()
 	x.calls[id] = c
 	x.mu.Unlock()
@@ -100,24 +134,38 @@ func (x *exchangeServer) call(id uint64) *exchangeCall {
 	return x.calls[id]
 }
 
-// serve runs the handler for one request, as serveHTTPStream does for a
-// ServeHTTP call.
-func (c *exchangeCall) serve(req *pluginpb.HTTPRequestFrame) {
+// responseWriters are reused from one call to the next, header map
+// included: a handler may not use its ResponseWriter once it returned.
+var responseWriters = sync.Pool{New: func() any { return &responseWriter{header: make(http.Header)} }}
+
+// serve runs the handler for the call's request, as serveHTTPStream does
+// for a ServeHTTP call.
+func (c *exchangeCall) serve() {
+	w := responseWriters.Get().(*responseWriter)
+	w.stream, w.status = c, http.StatusOK
 	defer func() {
 		c.x.mu.Lock()
 		delete(c.x.calls, c.id)
 		c.x.mu.Unlock()
-		c.cancel()
+		c.mu.Lock()
+		stop := c.stopStream
+		c.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
+		c.End(nil)
+		clear(w.header)
+		*w = responseWriter{header: w.header}
+		responseWriters.Put(w)
 	}()
-	w := &responseWriter{stream: c, header: make(http.Header), status: http.StatusOK}
-	head := req.GetHead()
+	head := c.req.GetHead()
 	if head == nil {
 		w.reset(http.StatusBadRequest)
 		w.finish()
 		return
 	}
 	// The core sends only requests whose whole body fits in this frame.
-	r, err := newRequest(c.ctx, head, &requestBody{buf: req.GetBody(), done: true})
+	r, err := newRequest(c, head, &requestBody{buf: c.req.GetBody(), done: true})
 	if err != nil {
 		w.reset(http.StatusBadRequest)
 		w.finish()
@@ -130,16 +178,42 @@ func (c *exchangeCall) serve(req *pluginpb.HTTPRequestFrame) {
 	w.finish()
 }
 
+// addCredit lets the call send n more frames, up to the window (more is
+// the core's bug, ignored).
+func (c *exchangeCall) addCredit(n int) {
+	c.mu.Lock()
+	c.credit = min(c.credit+n, ExchangeWindow)
+	came := c.creditCame
+	c.mu.Unlock()
+	if came != nil {
+		select {
+		case came <- struct{}{}:
+		default: // already signalled
+		}
+	}
+}
+
 // Send passes one response frame on, once the core has credit for it.
 func (c *exchangeCall) Send(f *pluginpb.HTTPResponseFrame) error {
-	if err := c.ctx.Err(); err != nil {
+	if err := c.Err(); err != nil {
 		return err // cancelled: the core no longer listens for this id
 	}
-	select {
-	case <-c.credit:
-	case <-c.ctx.Done():
-		return c.ctx.Err()
+	c.mu.Lock()
+	for c.credit == 0 {
+		if c.creditCame == nil {
+			c.creditCame = make(chan struct{}, 1)
+		}
+		came := c.creditCame
+		c.mu.Unlock()
+		select {
+		case <-came:
+		case <-c.Done():
+			return c.Err()
+		}
+		c.mu.Lock()
 	}
+	c.credit--
+	c.mu.Unlock()
 	return c.x.send(&pluginpb.ExchangeFrame{Id: c.id, Response: f})
 }
 

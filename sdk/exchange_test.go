@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"testing"
@@ -147,4 +148,56 @@ func TestExchangeCancelEndsTheHandlersContext(t *testing.T) {
 	if f := p.next(t); f.GetId() != 4 || !f.GetAbort() {
 		t.Fatalf("after a panic past the head: %v, want abort", f)
 	}
+}
+
+// TestExchangeStreamEndEndsHandlersContexts checks that when the stream
+// ends (the core went away) every handler's context ends: one that waits,
+// one derived from it, and one first asked after the end.
+func TestExchangeStreamEndEndsHandlersContexts(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	waiting, ended := make(chan struct{}, 3), make(chan struct{})
+	errs := make(chan error, 3)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := r.Context()
+		switch r.URL.Path {
+		case "/derived":
+			var stop context.CancelFunc
+			c, stop = context.WithTimeout(c, time.Hour)
+			defer stop()
+		case "/late":
+			waiting <- struct{}{}
+			<-ended
+			if c.Err() == nil {
+				errs <- errors.New("Err is nil after the stream ended")
+				return
+			}
+			<-c.Done()
+			errs <- c.Err()
+			return
+		}
+		waiting <- struct{}{}
+		<-c.Done()
+		errs <- c.Err()
+	})
+	p := &pipeExchange{ctx: ctx, in: make(chan *pluginpb.ExchangeFrame), out: make(chan *pluginpb.ExchangeFrame, 64)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		serveExchange(h, p)
+	}()
+	for i, path := range []string{"/plain", "/derived", "/late"} {
+		p.request(uint64(i+1), path)
+	}
+	for range 3 {
+		<-waiting
+	}
+	cancel()
+	close(ended)
+	for range 3 {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Error(err)
+		}
+	}
+	close(p.in)
+	<-done
 }

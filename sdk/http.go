@@ -28,7 +28,8 @@ func serveHTTPStream(h http.Handler, stream pluginpb.Plugin_ServeHTTPServer) err
 	if head == nil {
 		return status.Error(codes.InvalidArgument, "first frame carries no request head")
 	}
-	r, err := newRequest(stream.Context(), head, &requestBody{stream: stream, buf: first.GetBody(), done: first.GetEnd()})
+	ctx := &requestCtx{Context: stream.Context(), requestValues: valuesOf(head)}
+	r, err := newRequest(ctx, head, &requestBody{stream: stream, buf: first.GetBody(), done: first.GetEnd()})
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -61,6 +62,8 @@ func runHandler(h http.Handler, w *responseWriter, r *http.Request) (err error) 
 	return nil
 }
 
+// newRequest makes the handler's request from head. ctx must answer the
+// head's values (a requestCtx, an exchangeCall).
 func newRequest(ctx context.Context, head *pluginpb.HTTPRequest, body io.ReadCloser) (*http.Request, error) {
 	u, err := url.ParseRequestURI(head.GetTarget())
 	if err != nil {
@@ -98,9 +101,41 @@ func newRequest(ctx context.Context, head *pluginpb.HTTPRequest, body io.ReadClo
 		// tells handlers that check r.TLS != nil, as net/http code does.
 		r.TLS = &tls.ConnectionState{}
 	}
-	ctx = context.WithValue(ctx, routeKey{}, head.GetRoute())
-	ctx = context.WithValue(ctx, listenerKey{}, head.GetListener())
-	return r.WithContext(ctx), nil
+	// The copy WithContext makes stays on the stack: one Request a call.
+	*r = *r.WithContext(ctx)
+	return r, nil
+}
+
+// requestValues are the values the core names in a request's head, which
+// its context answers (RouteID, Listener).
+type requestValues struct{ route, listener string }
+
+func valuesOf(head *pluginpb.HTTPRequest) requestValues {
+	return requestValues{route: head.GetRoute(), listener: head.GetListener()}
+}
+
+func (v *requestValues) value(key any) (any, bool) {
+	switch key.(type) {
+	case routeKey:
+		return v.route, true
+	case listenerKey:
+		return v.listener, true
+	}
+	return nil, false
+}
+
+// requestCtx is a ServeHTTP call's request context: the call's, answering
+// the request's values too (one context where two WithValue would be two).
+type requestCtx struct {
+	context.Context
+	requestValues
+}
+
+func (c *requestCtx) Value(key any) any {
+	if v, ok := c.value(key); ok {
+		return v
+	}
+	return c.Context.Value(key)
 }
 
 // requestBody reads body frames as the handler asks for them; gRPC flow
@@ -234,8 +269,12 @@ func (w *responseWriter) reset(code int) {
 
 func headersToProto(h http.Header) []*pluginpb.Header {
 	out := make([]*pluginpb.Header, 0, len(h))
+	all := make([]pluginpb.Header, len(h)) // one allocation for them all
+	i := 0
 	for k, v := range h {
-		out = append(out, &pluginpb.Header{Name: k, Values: v})
+		all[i].Name, all[i].Values = k, v
+		out = append(out, &all[i])
+		i++
 	}
 	return out
 }

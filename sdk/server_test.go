@@ -135,17 +135,23 @@ func TestServeFileOutsideSocketd(t *testing.T) {
 }
 
 // TestTLSAndListener checks what newRequest makes of the head's tls and
-// listener fields.
+// listener fields, under a ServeHTTP call's context and an Exchange call.
 func TestTLSAndListener(t *testing.T) {
 	for _, tls := range []bool{false, true} {
-		r, err := newRequest(t.Context(), &pluginpb.HTTPRequest{
+		head := &pluginpb.HTTPRequest{
 			Method: "GET", Target: "/x", Path: "/x", Tls: tls, Listener: "web", Route: "GET /x",
-		}, http.NoBody)
-		if err != nil {
-			t.Fatal(err)
 		}
-		if (r.TLS != nil) != tls || Listener(r) != "web" || RouteID(r) != "GET /x" {
-			t.Errorf("tls=%t: TLS %v, listener %q, route %q", tls, r.TLS, Listener(r), RouteID(r))
+		for _, ctx := range []context.Context{
+			&requestCtx{Context: t.Context(), requestValues: valuesOf(head)},
+			&exchangeCall{stream: t.Context(), requestValues: valuesOf(head)},
+		} {
+			r, err := newRequest(ctx, head, http.NoBody)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (r.TLS != nil) != tls || Listener(r) != "web" || RouteID(r) != "GET /x" {
+				t.Errorf("tls=%t: TLS %v, listener %q, route %q", tls, r.TLS, Listener(r), RouteID(r))
+			}
 		}
 	}
 }
