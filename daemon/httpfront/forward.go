@@ -80,7 +80,7 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // forward makes one plugin call. An *Error it returns has not touched w.
 func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
-	ctx, cancel := context.WithTimeout(r.Context(), f.Timeout)
+	ctx, cancel := withTimeout(r.Context(), f.Timeout)
 	defer cancel()
 	client, err := f.Plugin.Client(ctx)
 	if err != nil {

@@ -258,7 +258,7 @@ func (l *lane) readHead(c *parkConn, lr *laneRequest, buf []byte, n *int) (*http
 // the next request read while watching the connection, or -1.
 func (l *lane) serveRequest(c *parkConn, v *laneVisit, req *http.Request, w *laneResponse) (keep bool, extra int) {
 	now := time.Now()
-	ctx := &laneCtx{base: v.base, conn: c, extra: -1}
+	ctx := &laneCtx{base: v.base, conn: c, extra: -1, slot: sweepSlot{i: -1}}
 	if l.lim.ReadTimeout > 0 {
 		ctx.readDeadline = now.Add(l.lim.ReadTimeout)
 	}
@@ -345,7 +345,7 @@ type laneCtx struct {
 	readDeadline time.Time
 
 	mu       sync.Mutex
-	timer    *time.Timer // starts the watch
+	slot     sweepSlot // starts the watch
 	finished bool
 	watching chan struct{} // closed when the watch ends; nil if none
 	// extra is a byte of the next request the watch read, or -1; dead:
@@ -368,7 +368,7 @@ func (c *laneCtx) Done() <-chan struct{} {
 	if first {
 		c.mu.Lock()
 		if !c.finished {
-			c.timer = time.AfterFunc(watchAfter, c.watch)
+			sweeps.add(&c.slot, time.Now().Add(watchAfter), c)
 		}
 		c.mu.Unlock()
 	}
@@ -376,6 +376,8 @@ func (c *laneCtx) Done() <-chan struct{} {
 }
 
 func (c *laneCtx) Value(key any) any { return c.base.Value(key) }
+
+func (c *laneCtx) expire() { go c.watch() }
 
 // watch reads one byte: the client's next request (kept for it), or the
 // end of the connection, which cancels the request.
@@ -411,9 +413,7 @@ func (c *laneCtx) watch() {
 func (c *laneCtx) finish() (dead bool) {
 	c.mu.Lock()
 	c.finished = true
-	if c.timer != nil {
-		c.timer.Stop()
-	}
+	sweeps.remove(&c.slot)
 	watching := c.watching
 	c.mu.Unlock()
 	if watching != nil {
