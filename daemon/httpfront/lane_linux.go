@@ -346,6 +346,7 @@ type laneCtx struct {
 
 	mu       sync.Mutex
 	slot     sweepSlot // starts the watch
+	child    *callCtx  // a plugin call under this context (adopt)
 	finished bool
 	watching chan struct{} // closed when the watch ends; nil if none
 	// extra is a byte of the next request the watch read, or -1; dead:
@@ -379,6 +380,40 @@ func (c *laneCtx) Value(key any) any { return c.base.Value(key) }
 
 func (c *laneCtx) expire() { go c.watch() }
 
+// adopt takes call as the plugin call to end with this context; a
+// request makes one at a time (a second gets context.AfterFunc).
+func (c *laneCtx) adopt(call *callCtx) bool {
+	c.Done() // the call waits, so the client is watched
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.child != nil || c.Err() != nil {
+		return false
+	}
+	c.child = call
+	return true
+}
+
+func (c *laneCtx) disown(call *callCtx) {
+	c.mu.Lock()
+	if c.child == call {
+		c.child = nil
+	}
+	c.mu.Unlock()
+}
+
+// end ends the context and the plugin call it adopted. (A call adopted
+// after the End finds the context ended and is not.)
+func (c *laneCtx) end() {
+	c.End(nil)
+	c.mu.Lock()
+	child := c.child
+	c.child = nil
+	c.mu.Unlock()
+	if child != nil {
+		child.End(context.Canceled)
+	}
+}
+
 // watch reads one byte: the client's next request (kept for it), or the
 // end of the connection, which cancels the request.
 func (c *laneCtx) watch() {
@@ -405,7 +440,7 @@ func (c *laneCtx) watch() {
 		return
 	}
 	c.dead = true
-	c.End(nil)
+	c.end()
 }
 
 // finish ends the request's context after its answer and reports whether
@@ -420,7 +455,7 @@ func (c *laneCtx) finish() (dead bool) {
 		c.conn.TCPConn.SetReadDeadline(aLongTimeAgo)
 		<-watching
 	}
-	c.End(nil)
+	c.end()
 	return c.dead
 }
 

@@ -103,26 +103,39 @@ func TestHandoffKeepsRequestContexts(t *testing.T) {
 // (the hop then cancels the plugin's call).
 func TestLaneCancelsWhenTheClientLeaves(t *testing.T) {
 	// A route's timeout is a context derived from the request's; it must
-	// end with it, as must one whose cancel came first.
-	for _, derive := range []bool{false, true} {
+	// end with it, as must one whose cancel came first. A plugin call's
+	// (withTimeout) is adopted by the lane's context; a second one at the
+	// same time is tied to it through context.AfterFunc.
+	for _, derive := range []string{"none", "context", "calls"} {
 		started, ended := make(chan struct{}), make(chan error, 1)
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ctx := r.Context()
-			if derive {
+			ctx, also := r.Context(), r.Context()
+			switch derive {
+			case "context":
 				early, cancelEarly := context.WithCancel(ctx)
 				cancelEarly()
 				<-early.Done()
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, time.Hour)
 				defer cancel()
+			case "calls":
+				first, cancelFirst := withTimeout(ctx, time.Hour)
+				defer cancelFirst()
+				first.Done()
+				second, cancelSecond := withTimeout(ctx, time.Hour)
+				defer cancelSecond()
+				ctx, also = first, second
 			}
 			close(started)
-			select {
-			case <-ctx.Done():
-				ended <- ctx.Err()
-			case <-time.After(time.Minute):
-				ended <- errors.New("the context did not end")
+			for _, ctx := range []context.Context{ctx, also} {
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Minute):
+					ended <- errors.New("the context did not end")
+					return
+				}
 			}
+			ended <- ctx.Err()
 		})
 		_, addr := serveFront(t, Limits{}, h)
 		c := dialRaw(t, addr)
@@ -130,7 +143,7 @@ func TestLaneCancelsWhenTheClientLeaves(t *testing.T) {
 		<-started
 		c.Close()
 		if err := <-ended; !errors.Is(err, context.Canceled) {
-			t.Fatalf("derived %v, after the client left: %v", derive, err)
+			t.Fatalf("derived by %s, after the client left: %v", derive, err)
 		}
 	}
 }

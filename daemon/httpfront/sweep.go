@@ -118,6 +118,14 @@ type callCtx struct {
 	released   bool
 }
 
+// callParent is a request context that ends the calls under it itself,
+// without the context and closures of context.AfterFunc: the lane's.
+type callParent interface {
+	// adopt makes c end when the parent ends; false if it cannot.
+	adopt(c *callCtx) bool
+	disown(c *callCtx)
+}
+
 // withTimeout is context.WithTimeout for a plugin call. cancel must be
 // called once the call is over.
 func withTimeout(parent context.Context, timeout time.Duration) (*callCtx, context.CancelFunc) {
@@ -135,7 +143,12 @@ func (c *callCtx) Deadline() (time.Time, bool) {
 func (c *callCtx) Done() <-chan struct{} {
 	done, first := c.DoneFirst()
 	if first {
-		stop := context.AfterFunc(c.parent, func() { c.End(c.parent.Err()) })
+		var stop func() bool
+		if p, ok := c.parent.(callParent); ok && p.adopt(c) {
+			stop = func() bool { p.disown(c); return true }
+		} else {
+			stop = context.AfterFunc(c.parent, func() { c.End(c.parent.Err()) })
+		}
 		c.mu.Lock()
 		if c.released {
 			c.mu.Unlock()
