@@ -194,6 +194,15 @@ func TestFailureRules(t *testing.T) {
 			t.Fatalf("got %d, want 400", code)
 		}
 	})
+	t.Run("not-utf8-400", func(t *testing.T) {
+		// HTTP allows such bytes; the plugin protocol's strings do not.
+		for _, c := range []struct{ path, header string }{{"/items/42", "caf\xe9"}, {"/items/caf%E9", "ok"}} {
+			resp, body := get(t, d.URL(c.path), "X-Test", c.header)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "not UTF-8") {
+				t.Fatalf("%s, X-Test %q: got %d %q, want 400", c.path, c.header, resp.StatusCode, body)
+			}
+		}
+	})
 	t.Run("path-values-and-headers", func(t *testing.T) {
 		resp, body := get(t, d.URL("/items/42"), "X-Test", "yes")
 		if resp.StatusCode != 200 {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -80,6 +81,10 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // forward makes one plugin call. An *Error it returns has not touched w.
 func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
+	if what := notUTF8(r); what != "" {
+		return &Error{Status: http.StatusBadRequest, Msg: "bad request: " + what + " is not UTF-8",
+			Err: errors.New(what + " is not UTF-8, which the plugin protocol cannot carry")}
+	}
 	ctx, cancel := withTimeout(r.Context(), f.Timeout)
 	defer cancel()
 	client, err := f.Plugin.Client(ctx)
@@ -259,6 +264,25 @@ func (f *Forward) requestHead(r *http.Request) *pluginpb.HTTPRequest {
 		}
 	}
 	return h
+}
+
+// notUTF8 names the first part of r the plugin protocol cannot carry, or
+// is "": its text fields are protobuf strings, which must be UTF-8. HTTP
+// allows other bytes (obs-text) in header values, and a percent-decoded
+// path may hold any; sent on, they failed the call's encoding, a 502 that
+// blamed the plugin.
+func notUTF8(r *http.Request) string {
+	if !utf8.ValidString(r.URL.Path) {
+		return "the path"
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return "the header " + k
+			}
+		}
+	}
+	return ""
 }
 
 // wildcards names the route pattern's path values, parsed once per route
