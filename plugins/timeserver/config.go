@@ -45,6 +45,9 @@ const defaultStratum = 1
 type timeserver struct {
 	now func() time.Time
 	cfg atomic.Pointer[settings]
+	// lastText is the last plain-text answer: under load most requests
+	// in a second ask for the same one.
+	lastText atomic.Pointer[textAnswer]
 }
 
 func newTimeserver() *timeserver { return &timeserver{now: time.Now} }

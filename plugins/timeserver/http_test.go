@@ -425,3 +425,29 @@ func TestServeHTTPRouteConfig(t *testing.T) {
 		t.Errorf("GET /tokyo: %q (%v), want JSON for Asia/Tokyo", w.Body, err)
 	}
 }
+
+// The plain-text answer is made once a second per zone: another zone, or
+// the next second, gets its own.
+func TestTextAnswerFollowsZoneAndSecond(t *testing.T) {
+	p := newTimeserver()
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		t    time.Time
+		want string
+	}{
+		{base, "Wed, 01 Jul 2026 12:00:00 +0000 (UTC)\n"},
+		{base.Add(300 * time.Millisecond), "Wed, 01 Jul 2026 12:00:00 +0000 (UTC)\n"},
+		{base.In(shanghai), "Wed, 01 Jul 2026 20:00:00 +0800 (CST)\n"},
+		{base.Add(time.Second), "Wed, 01 Jul 2026 12:00:01 +0000 (UTC)\n"},
+		{base.Add(time.Second).In(time.FixedZone("UTC", 0)), "Wed, 01 Jul 2026 12:00:01 +0000 (UTC)\n"},
+		{base.Add(time.Second).In(time.FixedZone("X", 3600)), "Wed, 01 Jul 2026 13:00:01 +0100 (X)\n"},
+	} {
+		if got := string(p.text(c.t)); got != c.want {
+			t.Errorf("%v: %q, want %q", c.t, got, c.want)
+		}
+	}
+}
