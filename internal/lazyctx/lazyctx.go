@@ -7,7 +7,8 @@
 // request. Most requests never look: a kept file, a handler that never
 // waits. Cancel makes its channel at the first Done, and contexts derived
 // from one that embeds it register through AfterFunc, a slot in a slice.
-// The daemon's fast lane and the SDK's Exchange calls embed it.
+// The fast lane's request contexts, the core's plugin-call contexts
+// (httpfront.callCtx) and the SDK's Exchange calls embed it.
 package lazyctx
 
 import (
