@@ -32,16 +32,14 @@ type exchangeServer struct {
 // usually costs per request (a cancelable context registered with the
 // stream's, two values, a channel of credit) is made only if asked for.
 type exchangeCall struct {
-	lazyctx.Cancel
-	stream context.Context // the Exchange stream's; the call ends with it
+	lazyctx.Cancel // under the Exchange stream's context
+	stream         context.Context
 	requestValues
 	id  uint64
 	req *pluginpb.HTTPRequestFrame
 	x   *exchangeServer
 
 	mu sync.Mutex
-	// stopStream undoes the tie to the stream's end, made at the first Done.
-	stopStream func() bool
 	// credit counts the response frames the call may still send; a Send
 	// without credit waits on creditCame.
 	credit     int
@@ -49,24 +47,6 @@ type exchangeCall struct {
 }
 
 func (c *exchangeCall) Deadline() (time.Time, bool) { return c.stream.Deadline() }
-
-func (c *exchangeCall) Done() <-chan struct{} {
-	done, first := c.DoneFirst()
-	if first {
-		stop := context.AfterFunc(c.stream, func() { c.End(c.stream.Err()) })
-		c.mu.Lock()
-		c.stopStream = stop
-		c.mu.Unlock()
-	}
-	return done
-}
-
-func (c *exchangeCall) Err() error {
-	if err := c.stream.Err(); err != nil {
-		c.End(err)
-	}
-	return c.Cancel.Err()
-}
 
 func (c *exchangeCall) Value(key any) any {
 	if v, ok := c.value(key); ok {
@@ -122,6 +102,7 @@ func serveExchange(h http.Handler, stream pluginpb.Plugin_ExchangeServer) error 
 
 func (x *exchangeServer) open(id uint64, req *pluginpb.HTTPRequestFrame) *exchangeCall {
 	c := &exchangeCall{stream: x.stream.Context(), requestValues: valuesOf(req.GetHead()), id: id, req: req, x: x, credit: ExchangeWindow}
+	c.Under(c.stream)
 	x.mu.Lock()
 	x.calls[id] = c
 	x.mu.Unlock()
@@ -147,12 +128,6 @@ func (c *exchangeCall) serve() {
 		c.x.mu.Lock()
 		delete(c.x.calls, c.id)
 		c.x.mu.Unlock()
-		c.mu.Lock()
-		stop := c.stopStream
-		c.mu.Unlock()
-		if stop != nil {
-			stop()
-		}
 		c.End(nil)
 		clear(w.header)
 		*w = responseWriter{header: w.header}

@@ -81,9 +81,9 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // forward makes one plugin call. An *Error it returns has not touched w.
 func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
-	if what := notUTF8(r); what != "" {
-		return &Error{Status: http.StatusBadRequest, Msg: "bad request: " + what + " is not UTF-8",
-			Err: errors.New(what + " is not UTF-8, which the plugin protocol cannot carry")}
+	head, err := f.requestHead(r)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := withTimeout(r.Context(), f.Timeout)
 	defer cancel()
@@ -92,7 +92,7 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 		return f.callError(r, err)
 	}
 	if exchange.Fits(f.Plugin.Description(), r.ContentLength) {
-		return f.exchange(ctx, cancel, w, r, client)
+		return f.exchange(ctx, cancel, w, r, client, head)
 	}
 	stream, client, err := open(f, ctx, r, client, func(c pluginpb.PluginClient) (pluginpb.Plugin_ServeHTTPClient, error) {
 		return c.ServeHTTP(ctx)
@@ -101,7 +101,7 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 		return f.callError(r, err)
 	}
 
-	first := &pluginpb.HTTPRequestFrame{Head: f.requestHead(r)}
+	first := &pluginpb.HTTPRequestFrame{Head: head}
 	var sendErr chan error
 	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 		first.End = true
@@ -133,8 +133,8 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 
 // exchange sends a request whose whole body fits in one frame over the
 // plugin connection's Exchange stream, and relays the answer.
-func (f *Forward) exchange(ctx context.Context, cancel context.CancelFunc, w http.ResponseWriter, r *http.Request, client pluginpb.PluginClient) error {
-	first := &pluginpb.HTTPRequestFrame{Head: f.requestHead(r), End: true}
+func (f *Forward) exchange(ctx context.Context, cancel context.CancelFunc, w http.ResponseWriter, r *http.Request, client pluginpb.PluginClient, head *pluginpb.HTTPRequest) error {
+	first := &pluginpb.HTTPRequestFrame{Head: head, End: true}
 	if r.ContentLength > 0 {
 		bp := chunkPool.Get().(*[]byte)
 		defer chunkPool.Put(bp)
@@ -236,7 +236,15 @@ func (f *Forward) relay(w http.ResponseWriter, r *http.Request, stream answerStr
 	}
 }
 
-func (f *Forward) requestHead(r *http.Request) *pluginpb.HTTPRequest {
+// requestHead is r as the plugin protocol carries it. Its text fields are
+// protobuf strings, which must be UTF-8, while HTTP allows other bytes in
+// header values (obs-text) and a percent-decoded path may hold any: such
+// a request is a 400 naming the part (encoded anyway, it was a 502 that
+// blamed the plugin).
+func (f *Forward) requestHead(r *http.Request) (*pluginpb.HTTPRequest, error) {
+	if !utf8.ValidString(r.URL.Path) || !utf8.ValidString(r.RequestURI) {
+		return nil, notUTF8("the path")
+	}
 	h := &pluginpb.HTTPRequest{
 		Method:        r.Method,
 		Target:        r.RequestURI,
@@ -255,6 +263,11 @@ func (f *Forward) requestHead(r *http.Request) *pluginpb.HTTPRequest {
 		if sdk.IsHopByHop(k) {
 			continue
 		}
+		for _, s := range v {
+			if !utf8.ValidString(s) {
+				return nil, notUTF8("the header " + k)
+			}
+		}
 		h.Headers = append(h.Headers, &pluginpb.Header{Name: k, Values: v})
 	}
 	if names := f.wildcards(); len(names) > 0 {
@@ -263,26 +276,12 @@ func (f *Forward) requestHead(r *http.Request) *pluginpb.HTTPRequest {
 			h.PathValues[n] = r.PathValue(n)
 		}
 	}
-	return h
+	return h, nil
 }
 
-// notUTF8 names the first part of r the plugin protocol cannot carry, or
-// is "": its text fields are protobuf strings, which must be UTF-8. HTTP
-// allows other bytes (obs-text) in header values, and a percent-decoded
-// path may hold any; sent on, they failed the call's encoding, a 502 that
-// blamed the plugin.
-func notUTF8(r *http.Request) string {
-	if !utf8.ValidString(r.URL.Path) {
-		return "the path"
-	}
-	for k, vs := range r.Header {
-		for _, v := range vs {
-			if !utf8.ValidString(v) {
-				return "the header " + k
-			}
-		}
-	}
-	return ""
+func notUTF8(what string) *Error {
+	return &Error{Status: http.StatusBadRequest, Msg: "bad request: " + what + " is not UTF-8",
+		Err: errors.New(what + " is not UTF-8, which the plugin protocol cannot carry")}
 }
 
 // wildcards names the route pattern's path values, parsed once per route

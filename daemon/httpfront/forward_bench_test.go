@@ -26,7 +26,7 @@ func BenchmarkRequestHead(b *testing.B) {
 	r.SetPathValue("id", "42")
 	b.ReportAllocs()
 	for b.Loop() {
-		if h := f.requestHead(r); h.GetPathValues()["id"] != "42" {
+		if h, _ := f.requestHead(r); h.GetPathValues()["id"] != "42" {
 			b.Fatal("lost the path value")
 		}
 	}

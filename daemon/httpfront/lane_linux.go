@@ -336,8 +336,8 @@ func (l *lane) close() {
 // two deadline changes, about 5 µs, so it starts only for a request that
 // asked for Done and is still running watchAfter later: a kept file never
 // asks, and most plugin answers are back by then. Its cancellation is a
-// lazyctx.Cancel, so a route's timeout derived from it costs no second
-// cancelable context.
+// lazyctx.Cancel, so a plugin call's context under it (callCtx) costs a
+// slot in a slice, not a second cancelable context and a map.
 type laneCtx struct {
 	lazyctx.Cancel
 	base         context.Context
@@ -346,7 +346,6 @@ type laneCtx struct {
 
 	mu       sync.Mutex
 	slot     sweepSlot // starts the watch
-	child    *callCtx  // a plugin call under this context (adopt)
 	finished bool
 	watching chan struct{} // closed when the watch ends; nil if none
 	// extra is a byte of the next request the watch read, or -1; dead:
@@ -380,40 +379,6 @@ func (c *laneCtx) Value(key any) any { return c.base.Value(key) }
 
 func (c *laneCtx) expire() { go c.watch() }
 
-// adopt takes call as the plugin call to end with this context; a
-// request makes one at a time (a second gets context.AfterFunc).
-func (c *laneCtx) adopt(call *callCtx) bool {
-	c.Done() // the call waits, so the client is watched
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.child != nil || c.Err() != nil {
-		return false
-	}
-	c.child = call
-	return true
-}
-
-func (c *laneCtx) disown(call *callCtx) {
-	c.mu.Lock()
-	if c.child == call {
-		c.child = nil
-	}
-	c.mu.Unlock()
-}
-
-// end ends the context and the plugin call it adopted. (A call adopted
-// after the End finds the context ended and is not.)
-func (c *laneCtx) end() {
-	c.End(nil)
-	c.mu.Lock()
-	child := c.child
-	c.child = nil
-	c.mu.Unlock()
-	if child != nil {
-		child.End(context.Canceled)
-	}
-}
-
 // watch reads one byte: the client's next request (kept for it), or the
 // end of the connection, which cancels the request.
 func (c *laneCtx) watch() {
@@ -440,7 +405,7 @@ func (c *laneCtx) watch() {
 		return
 	}
 	c.dead = true
-	c.end()
+	c.End(nil)
 }
 
 // finish ends the request's context after its answer and reports whether
@@ -455,7 +420,7 @@ func (c *laneCtx) finish() (dead bool) {
 		c.conn.TCPConn.SetReadDeadline(aLongTimeAgo)
 		<-watching
 	}
-	c.end()
+	c.End(nil)
 	return c.dead
 }
 

@@ -103,9 +103,9 @@ func TestHandoffKeepsRequestContexts(t *testing.T) {
 // (the hop then cancels the plugin's call).
 func TestLaneCancelsWhenTheClientLeaves(t *testing.T) {
 	// A route's timeout is a context derived from the request's; it must
-	// end with it, as must one whose cancel came first. A plugin call's
-	// (withTimeout) is adopted by the lane's context; a second one at the
-	// same time is tied to it through context.AfterFunc.
+	// end with it, as must one whose cancel came first, and plugin calls'
+	// (withTimeout), two at a time, tied through the lane context's
+	// AfterFunc.
 	for _, derive := range []string{"none", "context", "calls"} {
 		started, ended := make(chan struct{}), make(chan error, 1)
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -112,24 +112,13 @@ type callCtx struct {
 	parent   context.Context
 	deadline time.Time
 	slot     sweepSlot
-
-	mu         sync.Mutex
-	stopParent func() bool // set at the first Done
-	released   bool
-}
-
-// callParent is a request context that ends the calls under it itself,
-// without the context and closures of context.AfterFunc: the lane's.
-type callParent interface {
-	// adopt makes c end when the parent ends; false if it cannot.
-	adopt(c *callCtx) bool
-	disown(c *callCtx)
 }
 
 // withTimeout is context.WithTimeout for a plugin call. cancel must be
 // called once the call is over.
 func withTimeout(parent context.Context, timeout time.Duration) (*callCtx, context.CancelFunc) {
 	c := &callCtx{parent: parent, deadline: time.Now().Add(timeout), slot: sweepSlot{i: -1}}
+	c.Under(parent)
 	return c, c.cancel
 }
 
@@ -143,21 +132,11 @@ func (c *callCtx) Deadline() (time.Time, bool) {
 func (c *callCtx) Done() <-chan struct{} {
 	done, first := c.DoneFirst()
 	if first {
-		var stop func() bool
-		if p, ok := c.parent.(callParent); ok && p.adopt(c) {
-			stop = func() bool { p.disown(c); return true }
-		} else {
-			stop = context.AfterFunc(c.parent, func() { c.End(c.parent.Err()) })
-		}
-		c.mu.Lock()
-		if c.released {
-			c.mu.Unlock()
-			stop()
-			return done
-		}
-		c.stopParent = stop
 		sweeps.add(&c.slot, c.deadline, c)
-		c.mu.Unlock()
+		if c.Cancel.Err() != nil {
+			// Ended meanwhile: its cancel may have found nothing to remove.
+			sweeps.remove(&c.slot)
+		}
 	}
 	return done
 }
@@ -166,9 +145,7 @@ func (c *callCtx) Err() error {
 	if err := c.Cancel.Err(); err != nil {
 		return err
 	}
-	if err := c.parent.Err(); err != nil {
-		c.End(err)
-	} else if !time.Now().Before(c.deadline) {
+	if !time.Now().Before(c.deadline) {
 		c.End(context.DeadlineExceeded)
 	}
 	return c.Cancel.Err()
@@ -178,19 +155,9 @@ func (c *callCtx) Value(key any) any { return c.parent.Value(key) }
 
 func (c *callCtx) expire() { c.End(context.DeadlineExceeded) }
 
-// cancel ends the call and gives back its place in the sweep and under
-// its parent.
+// cancel ends the call and gives back its place in the sweep (End lets
+// go of the parent).
 func (c *callCtx) cancel() {
 	c.End(context.Canceled)
-	c.mu.Lock()
-	c.released = true
-	stop := c.stopParent
-	c.stopParent = nil
-	if stop != nil {
-		sweeps.remove(&c.slot)
-	}
-	c.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
+	sweeps.remove(&c.slot)
 }

@@ -109,22 +109,46 @@ func TestCallCtxEndsWithItsParent(t *testing.T) {
 	}
 }
 
+// tieCounter is a parent that counts the contexts tied to it and how many
+// are still tied.
+type tieCounter struct {
+	context.Context
+	mu          sync.Mutex
+	ties, still int
+}
+
+func (p *tieCounter) AfterFunc(func()) func() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ties++
+	p.still++
+	return func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.still--
+		return true
+	}
+}
+
 // A call's cancel takes it out of the sweep and from under its parent; a
 // Done after the cancel adds nothing.
 func TestCallCtxCancelLeavesNothing(t *testing.T) {
-	ctx, cancel := withTimeout(context.Background(), time.Hour)
+	parentCtx, cancelParent := context.WithCancel(context.Background())
+	defer cancelParent()
+	parent := &tieCounter{Context: parentCtx}
+	ctx, cancel := withTimeout(parent, time.Hour)
 	ctx.Done()
-	if ctx.slot.i < 0 {
-		t.Fatal("waiting on the call did not put it in the sweep")
+	if ctx.slot.i < 0 || parent.ties != 1 {
+		t.Fatalf("waiting on the call did not put it in the sweep (slot %d) and under its parent (%d ties)", ctx.slot.i, parent.ties)
 	}
 	cancel()
-	if ctx.slot.i >= 0 || !errors.Is(ctx.Err(), context.Canceled) {
-		t.Fatalf("after cancel: slot %d, err %v", ctx.slot.i, ctx.Err())
+	if ctx.slot.i >= 0 || parent.still != 0 || !errors.Is(ctx.Err(), context.Canceled) {
+		t.Fatalf("after cancel: slot %d, %d still tied, err %v", ctx.slot.i, parent.still, ctx.Err())
 	}
-	late, cancelLate := withTimeout(context.Background(), time.Hour)
+	late, cancelLate := withTimeout(parent, time.Hour)
 	cancelLate()
 	<-late.Done()
-	if late.slot.i >= 0 || late.stopParent != nil {
-		t.Fatal("a Done after the cancel joined the sweep")
+	if late.slot.i >= 0 || parent.ties != 1 {
+		t.Fatal("a Done after the cancel joined the sweep, or tied the call to its parent")
 	}
 }

@@ -5,8 +5,10 @@
 // channel and, under a cancelable parent, a place in the parent's map of
 // children, taken and given back under the parent's lock, on every
 // request. Most requests never look: a kept file, a handler that never
-// waits. Cancel makes its channel at the first Done, and contexts derived
-// from one that embeds it register through AfterFunc, a slot in a slice.
+// waits. Cancel makes its channel at the first Done, contexts derived
+// from one that embeds it register through AfterFunc, a slot in a slice,
+// and one that has a parent (Under) ties itself to it only at its first
+// Done, the same way when the parent is a Cancel too.
 // The fast lane's request contexts, the core's plugin-call contexts
 // (httpfront.callCtx) and the SDK's Exchange calls embed it.
 package lazyctx
@@ -23,7 +25,15 @@ type Cancel struct {
 	done   chan struct{}
 	err    error
 	afters []func() // AfterFunc's functions; a stopped one is nil
+	// parent, if any, ends this context too (Under); stopParent undoes the
+	// tie made at the first Done.
+	parent     context.Context
+	stopParent func() bool
 }
+
+// Under makes the context end when parent does, as a context derived from
+// parent would. Call it before the context is used.
+func (c *Cancel) Under(parent context.Context) { c.parent = parent }
 
 var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
@@ -37,22 +47,64 @@ func (c *Cancel) Done() <-chan struct{} {
 // an owner that starts what may end the context only once someone waits.
 func (c *Cancel) DoneFirst() (ch <-chan struct{}, first bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done == nil {
-		if c.err != nil {
-			return closedDone, false
-		}
-		c.done = make(chan struct{})
-		return c.done, true
+	if c.done != nil {
+		defer c.mu.Unlock()
+		return c.done, false
 	}
-	return c.done, false
+	if c.err != nil {
+		c.mu.Unlock()
+		return closedDone, false
+	}
+	c.done = make(chan struct{})
+	done := c.done
+	c.mu.Unlock()
+	if c.parent != nil {
+		c.tie()
+	}
+	return done, true
+}
+
+// tie makes the parent's end reach this context, through the parent's own
+// AfterFunc if it has one (another Cancel: no context of its own needed),
+// else context.AfterFunc.
+func (c *Cancel) tie() {
+	p := c.parent
+	if p.Done() == nil {
+		return // it never ends
+	}
+	if err := p.Err(); err != nil {
+		c.End(err)
+		return
+	}
+	f := func() { c.End(p.Err()) }
+	var stop func() bool
+	if af, ok := p.(interface{ AfterFunc(func()) func() bool }); ok {
+		stop = af.AfterFunc(f)
+	} else {
+		stop = context.AfterFunc(p, f)
+	}
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		stop()
+		return
+	}
+	c.stopParent = stop
+	c.mu.Unlock()
 }
 
 // Err returns nil while the context lives, then why it ended.
 func (c *Cancel) Err() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
+	err := c.err
+	c.mu.Unlock()
+	if err == nil && c.parent != nil {
+		if err = c.parent.Err(); err != nil {
+			c.End(err)
+			return c.Err()
+		}
+	}
+	return err
 }
 
 // AfterFunc runs f in its own goroutine once the context ends, unless stop
@@ -78,8 +130,9 @@ func (c *Cancel) AfterFunc(f func()) (stop func() bool) {
 	}
 }
 
-// End ends the context with err (context.Canceled if nil). Only the first
-// call counts; it reports whether this was it.
+// End ends the context with err (context.Canceled if nil) and undoes its
+// tie to a parent. Only the first call counts; it reports whether this
+// was it.
 func (c *Cancel) End(err error) bool {
 	if err == nil {
 		err = context.Canceled
@@ -93,9 +146,12 @@ func (c *Cancel) End(err error) bool {
 	if c.done != nil {
 		close(c.done)
 	}
-	afters := c.afters
-	c.afters = nil
+	afters, stop := c.afters, c.stopParent
+	c.afters, c.stopParent = nil, nil
 	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	for _, f := range afters {
 		if f != nil {
 			go f()

@@ -92,3 +92,47 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Go(func() { c.End(nil) })
 	wg.Wait()
 }
+
+// A context Under a parent ties itself to it only at its first Done,
+// through the parent's AfterFunc when the parent is a Cancel, and lets go
+// when it ends first.
+func TestUnderAParent(t *testing.T) {
+	parent := new(testCtx)
+	child := new(testCtx)
+	child.Under(parent)
+	if len(parent.afters) != 0 {
+		t.Fatal("tied before anyone waited")
+	}
+	done := child.Done()
+	if len(parent.afters) != 1 {
+		t.Fatalf("the first Done did not tie the child through the parent's AfterFunc: %d", len(parent.afters))
+	}
+	parent.End(context.DeadlineExceeded)
+	<-done
+	if child.Err() != context.DeadlineExceeded {
+		t.Fatalf("child err %v", child.Err())
+	}
+
+	// Ended first, the child unties itself.
+	parent, child = new(testCtx), new(testCtx)
+	child.Under(parent)
+	child.Done()
+	child.End(nil)
+	if parent.afters[0] != nil {
+		t.Fatal("an ended child is still tied to its parent")
+	}
+
+	// Err sees the parent's end without a Done; a Done after it is closed.
+	std, cancel := context.WithCancel(context.Background())
+	child = new(testCtx)
+	child.Under(std)
+	cancel()
+	if !errors.Is(child.Err(), context.Canceled) || !ended(child.Done()) {
+		t.Fatal("the parent's end did not reach Err")
+	}
+	child = new(testCtx)
+	child.Under(std)
+	if !ended(child.Done()) {
+		t.Fatal("a first Done under an ended parent is open")
+	}
+}
