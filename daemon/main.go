@@ -36,7 +36,7 @@ const usage = `socketd is a socket daemon whose content comes from plugins.
 Usage:
   socketd run      [-config FILE]   serve until SIGINT or SIGTERM; SIGHUP reloads
   socketd reload   [-config FILE]   make the running socketd reload (via its pid_file)
-  socketd validate [-config FILE]   check a config (starting its plugins) and exit
+  socketd validate [-config FILE]   check a config (starting its plugins, changing nothing) and exit
   socketd plugins  [-config FILE]   list plugin_dir's plugins: version, protocols, schema
   socketd version                   print the version
 
@@ -160,16 +160,21 @@ func load(ctx context.Context, path string, log *slog.Logger, stderr io.Writer) 
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	fs, c := newFlagSet("validate", "Check a config: syntax, references, and each block against its plugin's schema\n(the plugins are started, asked, and stopped). Nothing is bound.", "warn", stderr)
+	fs, c := newFlagSet("validate", "Check a config: syntax, references, and each block against its plugin's schema\n(the plugins are started, asked, and stopped). Nothing is bound or changed:\nplugins are told the config is only checked (the sqlite plugin creates and\nmigrates no database).", "warn", stderr)
 	log, code := parse(fs, c, args, stderr)
 	if code >= 0 {
 		return code
 	}
-	d, ok := load(context.Background(), c.config, log, stderr)
-	if !ok {
+	cfg, diags := config.Load(c.config)
+	if !diags.HasErrors() {
+		diags = append(diags, server.Check(context.Background(), cfg, log)...)
+	}
+	if len(diags) > 0 {
+		cfg.WriteDiagnostics(stderr, diags)
+	}
+	if diags.HasErrors() {
 		return 1
 	}
-	d.Close()
 	fmt.Fprintf(stdout, "%s: ok\n", c.config)
 	return 0
 }

@@ -60,6 +60,11 @@ type Config struct {
 	Routes []RouteConfig
 	// Listeners lists every tcp or udp listener that uses the plugin.
 	Listeners []ListenerConfig
+	// CheckOnly: the config is only being checked (`socketd validate`),
+	// not served. Check it as fully as you can without lasting effects:
+	// create no file, change no database. No request follows, and the
+	// process is stopped after Configure returns.
+	CheckOnly bool
 }
 
 // RawConfig is one config block as a JSON object. It holds every attribute

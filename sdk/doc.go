@@ -92,6 +92,8 @@
 // plugin block) and attribute Path, and the core prints it at that place
 // in config.hcl. Configure is called once per process, before any request:
 // a reload that changes the plugin's configuration starts a new process.
+// `socketd validate` sets Config.CheckOnly: check everything, but create
+// no file and change no database, since the config is not going to run.
 //
 // # HTTP
 //

@@ -127,7 +127,7 @@ func (s *server) configure(ctx context.Context, req *pluginpb.ConfigureRequest) 
 		}
 	}()
 	d := s.impl.Describe()
-	cfg := &Config{Plugin: withDefaults(req.GetPluginConfig(), d.PluginSchema)}
+	cfg := &Config{Plugin: withDefaults(req.GetPluginConfig(), d.PluginSchema), CheckOnly: req.GetCheckOnly()}
 	for _, r := range req.GetRoutes() {
 		cfg.Routes = append(cfg.Routes, RouteConfig{ID: r.GetId(), Config: withDefaults(r.GetConfig(), d.RouteSchema)})
 	}

@@ -284,6 +284,62 @@ route "POST /d" {
 			t.Errorf("diagnostics lack %q:\n%s", want, stderr)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(path), "test.db")); err == nil {
+		t.Error("validate created the database")
+	}
+}
+
+// TestSqliteValidateChangesNothing: `socketd validate` checks the routes'
+// SQL against the schema and migrations a start would apply, but creates
+// no database, and leaves an existing one (and its migrations) as it was.
+func TestSqliteValidateChangesNothing(t *testing.T) {
+	cfg := `plugin_dir = "{{BIN}}"
+
+listener "web" {
+  protocol = "http"
+  address  = "127.0.0.1:0"
+}
+
+plugin "sqlite" {
+  config {
+    database   = "./app.db"
+    schema     = "CREATE TABLE IF NOT EXISTS t (a INTEGER);"
+    migrations = "./migrations"
+  }
+}
+
+route "GET /b" {
+  plugin = "sqlite"
+  config {
+    query = "SELECT b FROM u"
+  }
+}
+`
+	path := writeConfig(t, cfg, map[string]string{"migrations/001_u.sql": "CREATE TABLE u (b TEXT);"})
+	dir := filepath.Dir(path)
+	if stdout, stderr, code := socketd(t, "validate", "-config", path); code != 0 {
+		t.Fatalf("validate: %d\n%s%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "app.db")); err == nil {
+		t.Fatal("validate created the database")
+	}
+	// An existing database, made before socketd ran on it.
+	db := exec.Command("sqlite3", filepath.Join(dir, "app.db"), "CREATE TABLE t (a INTEGER);")
+	if out, err := db.CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v %s", err, out)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, "app.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout, stderr, code := socketd(t, "validate", "-config", path); code != 0 {
+		t.Fatalf("validate on an existing database: %d\n%s%s", code, stdout, stderr)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "app.db"))
+	entries, _ := os.ReadDir(dir)
+	if !bytes.Equal(before, after) || len(entries) != 3 { // config.hcl, migrations, app.db
+		t.Errorf("validate changed the database or its folder (%d entries)", len(entries))
+	}
 }
 
 // writeLoad posts n guestbook entries from a few clients at once and

@@ -106,6 +106,9 @@ func (d *Daemon) prepare(ctx context.Context, cfg *config.Config, prev *generati
 	}
 	reqs, ds := decodeAll(cfg, descs)
 	diags = append(diags, ds...)
+	for _, req := range reqs {
+		req.CheckOnly = d.checkOnly
+	}
 	if diags.HasErrors() {
 		g.abandon()
 		return nil, diags

@@ -47,19 +47,36 @@ type Daemon struct {
 	errc      chan error
 	// drains tracks replaced generations still finishing their requests.
 	drains sync.WaitGroup
+	// checkOnly: the config is only checked (Check), never served.
+	checkOnly bool
 }
 
 // Prepare starts every plugin, checks each config block against the
-// plugin's schema and hands the plugins their config. Nothing is bound yet,
-// so `socketd validate` uses it too. Diagnostics carry config positions; on
-// errors the plugins are already stopped.
+// plugin's schema and hands the plugins their config. Nothing is bound yet.
+// Diagnostics carry config positions; on errors the plugins are already
+// stopped.
 func Prepare(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, hcl.Diagnostics) {
+	return prepare(ctx, cfg, log, false)
+}
+
+// Check is `socketd validate`: Prepare, with each plugin told the config is
+// only checked (so it leaves nothing behind, a database included), then
+// every plugin stopped.
+func Check(ctx context.Context, cfg *config.Config, log *slog.Logger) hcl.Diagnostics {
+	d, diags := prepare(ctx, cfg, log, true)
+	if d != nil {
+		d.Close()
+	}
+	return diags
+}
+
+func prepare(ctx context.Context, cfg *config.Config, log *slog.Logger, checkOnly bool) (*Daemon, hcl.Diagnostics) {
 	pool, err := pluginhost.NewPool(log)
 	if err != nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot start plugins", Detail: err.Error()}}
 	}
 	d := &Daemon{
-		log: log, pool: pool, metrics: metrics.New(),
+		log: log, pool: pool, metrics: metrics.New(), checkOnly: checkOnly,
 		sockets: map[string]*listen.Socket{}, fronts: map[string]*runningFront{},
 		errc: make(chan error, 1),
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -295,4 +296,108 @@ func recorded(db *sqlite3.Conn, name string) (string, error) {
 		return q.ColumnText(0), nil
 	}
 	return "", q.Err()
+}
+
+// scratchCopy is what `socketd validate` checks against: an in-memory
+// database holding the real one's schema (tables, views, indexes and
+// triggers, without their rows) and its migration records, so the scripts
+// not yet applied and every route's SQL are checked as a start would check
+// them, while the file on disk is only read, or not even created when it
+// does not exist yet. A script that fails only on existing rows (a NOT
+// NULL column added without a default) passes here and fails at start.
+func scratchCopy(o dbOptions) (*sqlite3.Conn, error) {
+	scratch, err := sqlite3.Open(":memory:")
+	if err != nil {
+		return nil, err
+	}
+	if err := scratch.Exec("PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF"); err != nil {
+		scratch.Close()
+		return nil, err
+	}
+	if _, err := os.Stat(o.path); errors.Is(err, os.ErrNotExist) {
+		// A start would create it; its folder must be there.
+		if fi, err := os.Stat(filepath.Dir(o.path)); err != nil || !fi.IsDir() {
+			scratch.Close()
+			return nil, fmt.Errorf("the folder %s does not exist", filepath.Dir(o.path))
+		}
+		return scratch, nil
+	}
+	real, err := sqlite3.OpenFlags(readOnlyURI(o.path), sqlite3.OPEN_READONLY|sqlite3.OPEN_URI)
+	if err == nil {
+		err = copySchema(real, scratch)
+		real.Close()
+	}
+	if err != nil {
+		scratch.Close()
+		return nil, err
+	}
+	return scratch, nil
+}
+
+// copySchema recreates src's schema in dst, in creation order, and copies
+// src's migration records.
+func copySchema(src, dst *sqlite3.Conn) error {
+	q, _, err := src.Prepare("SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid")
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	for q.Step() {
+		kind, name, sql := q.ColumnText(0), q.ColumnText(1), q.ColumnText(2)
+		// A virtual table made its shadow tables already.
+		if kind == "table" && exists(dst, name) {
+			continue
+		}
+		if err := dst.Exec(sql); err != nil {
+			return fmt.Errorf("copy the schema of %s %s: %w", kind, name, err)
+		}
+	}
+	if err := q.Err(); err != nil {
+		return err
+	}
+	if !exists(dst, "_socketd_migrations") {
+		return nil
+	}
+	rows, _, err := src.Prepare("SELECT name, sha256 FROM _socketd_migrations")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	ins, _, err := dst.Prepare("INSERT INTO _socketd_migrations (name, sha256) VALUES (?, ?)")
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	for rows.Step() {
+		ins.BindText(1, rows.ColumnText(0))
+		ins.BindText(2, rows.ColumnText(1))
+		if err := ins.Exec(); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// exists reports whether db's schema has an object called name.
+func exists(db *sqlite3.Conn, name string) bool {
+	q, _, err := db.Prepare("SELECT 1 FROM sqlite_schema WHERE name = ?")
+	if err != nil {
+		return false
+	}
+	defer q.Close()
+	q.BindText(1, name)
+	return q.Step()
+}
+
+// readOnlyURI names the file for a read that leaves no trace. A WAL
+// database open elsewhere has its -wal file, which the read uses (the
+// latest commits may be there). Without one, nothing has the database
+// open, and a plain read-only open would create -wal and -shm files, so
+// the file is read as immutable: no lock, no side file.
+func readOnlyURI(path string) string {
+	q := "mode=ro"
+	if _, err := os.Stat(path + "-wal"); err != nil {
+		q += "&immutable=1"
+	}
+	return (&url.URL{Scheme: "file", Path: path, RawQuery: q}).String()
 }

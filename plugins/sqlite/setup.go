@@ -122,18 +122,27 @@ type routeConfig struct {
 // migrations, then checks every route's SQL against the result: one
 // statement, reads only for query and writes for exec, every :name
 // declared. A mistake fails the start or the reload, never a request.
+// When the config is only checked (socketd validate), the same checks run
+// against a scratch copy of the schema (scratchCopy), and the file is left
+// as it was.
 func (p *sqlitePlugin) Configure(ctx context.Context, cfg *sdk.Config) sdk.Diagnostics {
 	c := &configurer{}
 	var pc pluginConfig
 	opts, scripts, cop, ok := c.plugin(cfg.Plugin, &pc)
 
 	var db *database
+	var check *sqlite3.Conn
 	if ok {
 		var err error
-		if db, err = openDatabase(opts); err != nil {
+		if cfg.CheckOnly {
+			check, err = scratchCopy(opts)
+		} else if db, err = openDatabase(opts); err == nil {
+			check = db.all[0].db
+		}
+		if err != nil {
 			c.errorf("", []string{"database"}, fmt.Sprintf("cannot open the database %q", *pc.Database),
 				fmt.Sprintf("%s (a relative path resolves against the config file's folder; the folder must exist)", sqliteMessage(err)))
-		} else if changed, err := migrate(ctx, db.all[0].db, scripts); err != nil {
+		} else if changed, err := migrate(ctx, check, scripts); err != nil {
 			path, name := []string{"schema"}, "the schema"
 			if me, ok := errors.AsType[*migrationError](err); ok && me.name != "schema" {
 				path, name = []string{"migrations"}, "migration "+me.name
@@ -151,20 +160,22 @@ func (p *sqlitePlugin) Configure(ctx context.Context, cfg *sdk.Config) sdk.Diagn
 		}
 	}
 
-	var check *sqlite3.Conn
-	if db != nil && !c.diags.HasErrors() {
-		check = db.all[0].db
+	against := check
+	if c.diags.HasErrors() {
+		against = nil
 	}
 	routes := map[string]*route{}
 	for _, rc := range cfg.Routes {
-		if rt := c.route(rc, check); rt != nil {
+		if rt := c.route(rc, against); rt != nil {
 			routes[rc.ID] = rt
 		}
 	}
 
-	if c.diags.HasErrors() {
+	if cfg.CheckOnly || c.diags.HasErrors() {
 		if db != nil {
 			db.closeNow()
+		} else if check != nil {
+			check.Close()
 		}
 		return c.diags
 	}

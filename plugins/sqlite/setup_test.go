@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -406,5 +407,129 @@ func TestFirstKeyword(t *testing.T) {
 		if got := firstKeyword(sql); got != want {
 			t.Errorf("firstKeyword(%q) = %q, want %q", sql, got, want)
 		}
+	}
+}
+
+// checkOnly runs Configure as `socketd validate` does.
+func checkOnly(t *testing.T, plugin map[string]any, routes map[string]map[string]any) sdk.Diagnostics {
+	t.Helper()
+	cfg := &sdk.Config{Plugin: sdk.MustJSON(plugin), CheckOnly: true}
+	for id, rc := range routes {
+		cfg.Routes = append(cfg.Routes, sdk.RouteConfig{ID: id, Config: sdk.MustJSON(rc)})
+	}
+	p := newPlugin()
+	diags := p.Configure(context.Background(), cfg)
+	if p.state.Load() != nil {
+		t.Error("a checked config was kept to serve")
+	}
+	return diags
+}
+
+// folderState is every file of dir with its content.
+func folderState(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = string(b)
+	}
+	return out
+}
+
+func TestCheckOnlyCreatesNoDatabase(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "new.db")
+	good := map[string]map[string]any{"GET /entries": {"query": "SELECT id, name FROM entries"}}
+	if diags := checkOnly(t, map[string]any{"database": db, "schema": testSchema}, good); len(diags) > 0 {
+		t.Fatalf("a good config: %+v", diags)
+	}
+	if files := folderState(t, dir); len(files) > 0 {
+		t.Errorf("checking created %v", slices.Collect(maps.Keys(files)))
+	}
+	diags := checkOnly(t, map[string]any{"database": db, "schema": testSchema},
+		map[string]map[string]any{"GET /entries": {"query": "SELECT id, nam FROM entries"}})
+	if !diags.HasErrors() || !strings.Contains(diags[0].Detail, "nam") {
+		t.Errorf("a typo in a column went unnoticed: %+v", diags)
+	}
+	diags = checkOnly(t, map[string]any{"database": filepath.Join(dir, "missing", "x.db"), "schema": testSchema}, good)
+	if !diags.HasErrors() || !slices.Equal(diags[0].Path, []string{"database"}) {
+		t.Errorf("a database in a missing folder: %+v", diags)
+	}
+}
+
+func TestCheckOnlyLeavesAnExistingDatabaseAsItWas(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "app.db")
+	schema := testSchema + `
+CREATE INDEX entries_by_name ON entries(name);
+CREATE VIEW named AS SELECT name FROM entries;
+CREATE TABLE log (entry INTEGER, at TEXT);
+CREATE TRIGGER logged AFTER INSERT ON entries BEGIN INSERT INTO log VALUES (new.id, 'now'); END;`
+	plugin := map[string]any{"database": db, "schema": schema}
+	p := mustConfigure(t, plugin, nil)
+	p.state.Load().db.closeNow()
+	before := folderState(t, dir)
+	if len(before) == 0 {
+		t.Fatal("no database was made")
+	}
+
+	migrations := t.TempDir()
+	if err := os.WriteFile(filepath.Join(migrations, "001_tags.sql"), []byte("CREATE TABLE tags (entry INTEGER REFERENCES entries(id), tag TEXT);"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plugin["migrations"] = migrations
+	routes := map[string]map[string]any{
+		"GET /tags":  {"query": "SELECT tag FROM tags JOIN entries ON entries.id = tags.entry"},
+		"GET /named": {"query": "SELECT name FROM named"},
+		"POST /add":  {"exec": "INSERT INTO entries (name, message) VALUES ('a', 'b')"},
+	}
+	if diags := checkOnly(t, plugin, routes); len(diags) > 0 {
+		t.Fatalf("routes on the new migration's table and the existing schema: %+v", diags)
+	}
+	plugin["schema"] = schema + "\n-- edited"
+	diags := checkOnly(t, plugin, routes)
+	if len(diags) != 1 || diags[0].Severity != sdk.Warning || !slices.Equal(diags[0].Path, []string{"schema"}) {
+		t.Errorf("an edited schema: want the start's warning, got %+v", diags)
+	}
+	if after := folderState(t, dir); !maps.Equal(before, after) {
+		t.Errorf("checking changed the database's folder: %v files before, %v after", len(before), len(after))
+	}
+	// A real start then applies the migration.
+	plugin["schema"] = schema
+	p = mustConfigure(t, plugin, routes)
+	p.state.Load().db.closeNow()
+}
+
+func TestCheckOnlyReadsARunningDatabase(t *testing.T) {
+	dir := t.TempDir()
+	migrations := t.TempDir()
+	if err := os.WriteFile(filepath.Join(migrations, "001_tags.sql"), []byte("CREATE TABLE tags (tag TEXT);"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plugin := map[string]any{"database": filepath.Join(dir, "app.db"), "schema": testSchema, "migrations": migrations}
+	mustConfigure(t, plugin, nil) // stays open, as under a running socketd
+	before := folderState(t, dir)
+	if _, ok := before["app.db-wal"]; !ok {
+		t.Fatalf("want the open database's WAL, found %v", slices.Collect(maps.Keys(before)))
+	}
+	// The migration's record may sit in the WAL only: a check that missed
+	// it would apply the edited script to its copy without a word.
+	if err := os.WriteFile(filepath.Join(migrations, "001_tags.sql"), []byte("CREATE TABLE tags (tag TEXT, n INTEGER);"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	diags := checkOnly(t, plugin, map[string]map[string]any{"GET /tags": {"query": "SELECT tag FROM tags"}})
+	if len(diags) != 1 || diags[0].Severity != sdk.Warning || !slices.Equal(diags[0].Path, []string{"migrations"}) {
+		t.Errorf("an edited migration of a running database: want the start's warning, got %+v", diags)
+	}
+	after := folderState(t, dir)
+	if !slices.Equal(slices.Sorted(maps.Keys(before)), slices.Sorted(maps.Keys(after))) || before["app.db"] != after["app.db"] {
+		t.Errorf("checking changed the folder: %v, then %v", slices.Sorted(maps.Keys(before)), slices.Sorted(maps.Keys(after)))
 	}
 }

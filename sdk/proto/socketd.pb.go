@@ -395,9 +395,14 @@ func (x *Attribute) GetDefaultJson() string {
 type ConfigureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// JSON object: the plugin block's config, decoded against plugin_schema.
-	PluginConfig  []byte            `protobuf:"bytes,1,opt,name=plugin_config,json=pluginConfig,proto3" json:"plugin_config,omitempty"`
-	Routes        []*RouteConfig    `protobuf:"bytes,2,rep,name=routes,proto3" json:"routes,omitempty"`
-	Listeners     []*ListenerConfig `protobuf:"bytes,3,rep,name=listeners,proto3" json:"listeners,omitempty"`
+	PluginConfig []byte            `protobuf:"bytes,1,opt,name=plugin_config,json=pluginConfig,proto3" json:"plugin_config,omitempty"`
+	Routes       []*RouteConfig    `protobuf:"bytes,2,rep,name=routes,proto3" json:"routes,omitempty"`
+	Listeners    []*ListenerConfig `protobuf:"bytes,3,rep,name=listeners,proto3" json:"listeners,omitempty"`
+	// The configuration is only being checked (`socketd validate`), not
+	// served: the plugin checks it as fully as it can without lasting
+	// effects (it creates no file and changes no database) and gets no
+	// request. The process is stopped after the answer.
+	CheckOnly     bool `protobuf:"varint,4,opt,name=check_only,json=checkOnly,proto3" json:"check_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -451,6 +456,13 @@ func (x *ConfigureRequest) GetListeners() []*ListenerConfig {
 		return x.Listeners
 	}
 	return nil
+}
+
+func (x *ConfigureRequest) GetCheckOnly() bool {
+	if x != nil {
+		return x.CheckOnly
+	}
+	return false
 }
 
 type RouteConfig struct {
@@ -1589,11 +1601,13 @@ const file_socketd_proto_rawDesc = "" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
 	"\brequired\x18\x03 \x01(\bR\brequired\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12!\n" +
-	"\fdefault_json\x18\x05 \x01(\tR\vdefaultJson\"\xb0\x01\n" +
+	"\fdefault_json\x18\x05 \x01(\tR\vdefaultJson\"\xcf\x01\n" +
 	"\x10ConfigureRequest\x12#\n" +
 	"\rplugin_config\x18\x01 \x01(\fR\fpluginConfig\x126\n" +
 	"\x06routes\x18\x02 \x03(\v2\x1e.socketd.plugin.v1.RouteConfigR\x06routes\x12?\n" +
-	"\tlisteners\x18\x03 \x03(\v2!.socketd.plugin.v1.ListenerConfigR\tlisteners\"5\n" +
+	"\tlisteners\x18\x03 \x03(\v2!.socketd.plugin.v1.ListenerConfigR\tlisteners\x12\x1d\n" +
+	"\n" +
+	"check_only\x18\x04 \x01(\bR\tcheckOnly\"5\n" +
 	"\vRouteConfig\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06config\x18\x02 \x01(\fR\x06config\"u\n" +
