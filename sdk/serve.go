@@ -27,7 +27,11 @@ import (
 //
 // It sets log/slog's default logger to Logger, so plugin code logs with
 // slog.Info and friends. It returns only when the core is gone, and exits
-// the process when the core that started it dies. Run by hand (not by
+// the process when the core that started it dies. When the core stops the
+// plugin (socketd stopping, or a reload replacing the process), Serve
+// calls p's Close method first if p is an io.Closer: the place to close a
+// database or flush a file, within a second or so (the core kills a
+// plugin that is still there 2 s after asking it to stop). Run by hand (not by
 // socketd), it prints a short explanation and exits 1.
 func Serve(p Plugin) {
 	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
@@ -51,6 +55,14 @@ func Serve(p Plugin) {
 			Level: hclog.Info, Output: stderr, JSONFormat: true,
 		}),
 	})
+	// The core stopped this process (a reload replaced it, or socketd is
+	// stopping) and waits for it to exit: the plugin may release what it
+	// holds. A crash or a SIGKILL skips this.
+	if c, ok := p.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			slog.Error("closing the plugin", "error", err)
+		}
+	}
 }
 
 // exitWithParent ends the plugin when the core that started it is gone,

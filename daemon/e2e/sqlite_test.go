@@ -487,6 +487,30 @@ func TestSqliteSurvivesDaemonKill(t *testing.T) {
 	checkDurable(t, db, acked)
 }
 
+// TestSqliteStopLeavesOneFile: a stopped socketd leaves the database as one
+// file. The plugin closes its connections when the core stops it, which
+// checkpoints the WAL into the file and removes it (and the -shm index).
+func TestSqliteStopLeavesOneFile(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "guestbook.db")
+	d := startGuestbook(t, db)
+	resp, body := do(t, "POST", d.URL("/guestbook"), strings.NewReader(`{"name":"Ada","message":"kept"}`), "Content-Type", "application/json")
+	if resp.StatusCode != 200 {
+		t.Fatalf("write: %d %s", resp.StatusCode, body)
+	}
+	if _, err := os.Stat(db + "-wal"); err != nil {
+		t.Fatalf("a running database has its WAL: %v", err)
+	}
+	d.Stop()
+	for _, side := range []string{"-wal", "-shm"} {
+		if _, err := os.Stat(db + side); err == nil {
+			t.Errorf("%s is left after the stop:\n%s", filepath.Base(db+side), d.Log())
+		}
+	}
+	if got := dbQuery(t, db, "SELECT message FROM entries"); !slices.Equal(got, []string{"kept"}) {
+		t.Errorf("the file holds %q", got)
+	}
+}
+
 // dbQuery runs one statement on the file with the sqlite3 shell, an
 // implementation independent of the plugin's, or with the driver where the
 // shell is not installed; it returns the first column of each row.

@@ -28,6 +28,8 @@ type database struct {
 	readers chan *conn // holds the free readers
 	all     []*conn
 	closing sync.Once
+	// closed is closed once close has closed every connection.
+	closed chan struct{}
 }
 
 // conn is a connection and the statements prepared on it, by SQL text.
@@ -88,7 +90,7 @@ func openDatabase(o dbOptions) (*database, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &database{path: o.path, writer: make(chan *conn, 1), readers: make(chan *conn, o.readers), all: []*conn{w}}
+	d := &database{path: o.path, writer: make(chan *conn, 1), readers: make(chan *conn, o.readers), all: []*conn{w}, closed: make(chan struct{})}
 	if err := setWAL(w.db); err != nil {
 		d.closeNow()
 		return nil, err
@@ -156,6 +158,7 @@ func (c *conn) stmt(sql string) (*sqlite3.Stmt, error) {
 
 // close waits for every connection to come back, then closes them; a
 // replaced configuration's requests finish on the connections they hold.
+// It returns at once; d.closed says when it is done.
 func (d *database) close() {
 	d.closing.Do(func() {
 		go func() {
@@ -164,6 +167,7 @@ func (d *database) close() {
 				<-d.readers
 			}
 			d.closeNow()
+			close(d.closed)
 		}()
 	})
 }

@@ -185,6 +185,28 @@ func (p *sqlitePlugin) Configure(ctx context.Context, cfg *sdk.Config) sdk.Diagn
 	return c.diags
 }
 
+// closeWait bounds Close's wait for requests still holding a connection:
+// the core kills a process that has not exited 2 s after asking it to.
+const closeWait = 1500 * time.Millisecond
+
+// Close closes the database once the requests in flight are done with it,
+// when the core stops the process (a reload replaced it, or socketd is
+// stopping). The last connection to close checkpoints the WAL into the
+// database file and removes it, so the file alone holds every commit.
+func (p *sqlitePlugin) Close() error {
+	st := p.state.Load()
+	if st == nil {
+		return nil
+	}
+	st.db.close()
+	select {
+	case <-st.db.closed:
+		return nil
+	case <-time.After(closeWait):
+		return errors.New("requests still held the database; it was left open (the WAL keeps every commit)")
+	}
+}
+
 // configurer collects diagnostics, every one of them rather than the
 // first, so a user fixes a whole config in one round.
 type configurer struct {
