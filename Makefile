@@ -48,7 +48,7 @@ proto:
 	GOBIN=$(CURDIR)/.tools $(GO) install $(PROTOC_GEN_VTPROTO)
 	cd sdk/proto && PATH="$(CURDIR)/.tools:$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
-		--go-vtproto_out=. --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+size socketd.proto
+		--go-vtproto_out=. --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+unmarshal_unsafe+size socketd.proto
 
 clean:
 	rm -rf $(BIN) .tools
