@@ -85,14 +85,14 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := withTimeout(r.Context(), f.Timeout)
-	defer cancel()
+	ctx := withTimeout(r.Context(), f.Timeout)
+	defer ctx.cancel()
 	client, err := f.Plugin.Client(ctx)
 	if err != nil {
 		return f.callError(r, err)
 	}
 	if exchange.Fits(f.Plugin.Description(), r.ContentLength) {
-		return f.exchange(ctx, cancel, w, r, client, head)
+		return f.exchange(ctx, w, r, client, head)
 	}
 	stream, client, err := open(f, ctx, r, client, func(c pluginpb.PluginClient) (pluginpb.Plugin_ServeHTTPClient, error) {
 		return c.ServeHTTP(ctx)
@@ -125,15 +125,15 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer func() {
-		cancel()
+		ctx.cancel()
 		bodyErr()
 	}()
-	return f.relay(w, r, stream, client, cancel, bodyErr)
+	return f.relay(w, r, stream, client, ctx, bodyErr)
 }
 
 // exchange sends a request whose whole body fits in one frame over the
 // plugin connection's Exchange stream, and relays the answer.
-func (f *Forward) exchange(ctx context.Context, cancel context.CancelFunc, w http.ResponseWriter, r *http.Request, client pluginpb.PluginClient, head *pluginpb.HTTPRequest) error {
+func (f *Forward) exchange(ctx *callCtx, w http.ResponseWriter, r *http.Request, client pluginpb.PluginClient, head *pluginpb.HTTPRequest) error {
 	first := &pluginpb.HTTPRequestFrame{Head: head, End: true}
 	if r.ContentLength > 0 {
 		bp := chunkPool.Get().(*[]byte)
@@ -155,7 +155,7 @@ func (f *Forward) exchange(ctx context.Context, cancel context.CancelFunc, w htt
 		return f.callError(r, err)
 	}
 	defer call.Close()
-	return f.relay(w, r, call, client, cancel, func() error { return nil })
+	return f.relay(w, r, call, client, ctx, func() error { return nil })
 }
 
 // open starts a call with start on client. When the plugin's connection
@@ -181,7 +181,7 @@ type answerStream interface {
 
 // relay passes the plugin's answer on to the client. bodyErr reports a
 // request body that failed while being sent.
-func (f *Forward) relay(w http.ResponseWriter, r *http.Request, stream answerStream, client pluginpb.PluginClient, cancel context.CancelFunc, bodyErr func() error) error {
+func (f *Forward) relay(w http.ResponseWriter, r *http.Request, stream answerStream, client pluginpb.PluginClient, ctx *callCtx, bodyErr func() error) error {
 	frame, err := stream.Recv()
 	if err != nil {
 		if be := bodyErr(); be != nil {
@@ -197,7 +197,7 @@ func (f *Forward) relay(w http.ResponseWriter, r *http.Request, stream answerStr
 		return &Error{Status: http.StatusBadGateway, Msg: "bad gateway", Err: errors.New("plugin answered without a response head")}
 	}
 	if file := head.GetFile(); file != nil {
-		cancel()
+		ctx.cancel()
 		return f.serveFile(w, r, head, file)
 	}
 	status := int(head.GetStatus())

@@ -119,11 +119,11 @@ func TestLaneCancelsWhenTheClientLeaves(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, time.Hour)
 				defer cancel()
 			case "calls":
-				first, cancelFirst := withTimeout(ctx, time.Hour)
-				defer cancelFirst()
+				first := withTimeout(ctx, time.Hour)
+				defer first.cancel()
 				first.Done()
-				second, cancelSecond := withTimeout(ctx, time.Hour)
-				defer cancelSecond()
+				second := withTimeout(ctx, time.Hour)
+				defer second.cancel()
 				ctx, also = first, second
 			}
 			close(started)

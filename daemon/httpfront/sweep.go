@@ -114,12 +114,13 @@ type callCtx struct {
 	slot     sweepSlot
 }
 
-// withTimeout is context.WithTimeout for a plugin call. cancel must be
-// called once the call is over.
-func withTimeout(parent context.Context, timeout time.Duration) (*callCtx, context.CancelFunc) {
+// withTimeout is context.WithTimeout for a plugin call. Its cancel must be
+// called once the call is over (a method, not a returned func: a method
+// value would cost an allocation per request).
+func withTimeout(parent context.Context, timeout time.Duration) *callCtx {
 	c := &callCtx{parent: parent, deadline: time.Now().Add(timeout), slot: sweepSlot{i: -1}}
 	c.Under(parent)
-	return c, c.cancel
+	return c
 }
 
 func (c *callCtx) Deadline() (time.Time, bool) {

@@ -71,8 +71,8 @@ func TestSweepExpiresWhatIsDue(t *testing.T) {
 }
 
 func TestCallCtxEndsAtItsDeadline(t *testing.T) {
-	ctx, cancel := withTimeout(context.Background(), 2*sweepEvery)
-	defer cancel()
+	ctx := withTimeout(context.Background(), 2*sweepEvery)
+	defer ctx.cancel()
 	if d, ok := ctx.Deadline(); !ok || time.Until(d) > 2*sweepEvery {
 		t.Fatalf("deadline %v %v", d, ok)
 	}
@@ -82,8 +82,8 @@ func TestCallCtxEndsAtItsDeadline(t *testing.T) {
 	}
 
 	// Err alone tells the deadline passed, before anyone waited.
-	unasked, cancel := withTimeout(context.Background(), time.Nanosecond)
-	defer cancel()
+	unasked := withTimeout(context.Background(), time.Nanosecond)
+	defer unasked.cancel()
 	time.Sleep(time.Millisecond)
 	if !errors.Is(unasked.Err(), context.DeadlineExceeded) {
 		t.Fatalf("err without Done: %v", unasked.Err())
@@ -92,8 +92,8 @@ func TestCallCtxEndsAtItsDeadline(t *testing.T) {
 
 func TestCallCtxEndsWithItsParent(t *testing.T) {
 	parent, cancelParent := context.WithCancel(context.Background())
-	ctx, cancel := withTimeout(parent, time.Hour)
-	defer cancel()
+	ctx := withTimeout(parent, time.Hour)
+	defer ctx.cancel()
 	derived, cancelDerived := context.WithCancel(ctx)
 	defer cancelDerived()
 	cancelParent()
@@ -136,17 +136,17 @@ func TestCallCtxCancelLeavesNothing(t *testing.T) {
 	parentCtx, cancelParent := context.WithCancel(context.Background())
 	defer cancelParent()
 	parent := &tieCounter{Context: parentCtx}
-	ctx, cancel := withTimeout(parent, time.Hour)
+	ctx := withTimeout(parent, time.Hour)
 	ctx.Done()
 	if ctx.slot.i < 0 || parent.ties != 1 {
 		t.Fatalf("waiting on the call did not put it in the sweep (slot %d) and under its parent (%d ties)", ctx.slot.i, parent.ties)
 	}
-	cancel()
+	ctx.cancel()
 	if ctx.slot.i >= 0 || parent.still != 0 || !errors.Is(ctx.Err(), context.Canceled) {
 		t.Fatalf("after cancel: slot %d, %d still tied, err %v", ctx.slot.i, parent.still, ctx.Err())
 	}
-	late, cancelLate := withTimeout(parent, time.Hour)
-	cancelLate()
+	late := withTimeout(parent, time.Hour)
+	late.cancel()
 	<-late.Done()
 	if late.slot.i >= 0 || parent.ties != 1 {
 		t.Fatal("a Done after the cancel joined the sweep, or tied the call to its parent")
