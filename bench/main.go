@@ -35,6 +35,7 @@ var (
 	binDir      = flag.String("bin", "bin", "folder with socketd and its plugins (make build)")
 	backendAddr = flag.String("backend", "", "internal: serve the Go /time backend on this address")
 	idleConns   = flag.Int("idle", 10000, "idle keep-alive connections for the memory check (0 skips)")
+	warmup      = flag.Duration("warmup", time.Second, "unmeasured wrk run before each measured one (0 skips)")
 )
 
 // fatalf stops every server started so far, then exits: no process is
@@ -165,7 +166,7 @@ func main() {
 		target{"dynamic /time", "go-backend", url(backend, "/time"), *connections, []*server{backend}},
 		target{"dynamic /time", "python", url(python, "/"), *connections, []*server{python}}, // the floor: its cheapest answer
 	)
-	total := time.Duration(len(targets)**rounds) * (*duration + 300*time.Millisecond)
+	total := time.Duration(len(targets)**rounds) * (*warmup + *duration + 300*time.Millisecond)
 	fmt.Fprintf(os.Stderr, "bench: %d runs of %v (about %v), wrk -t1 -c%d\n", len(targets)**rounds, *duration, total.Round(time.Second), *connections)
 
 	samples := make([][]sample, len(targets))
@@ -175,7 +176,11 @@ func main() {
 			if ctx.Err() != nil {
 				fatalf("interrupted")
 			}
-			s, err := runWrk(t)
+			err := warm(t)
+			var s sample
+			if err == nil {
+				s, err = runWrk(t)
+			}
 			if err != nil {
 				fatalf("%s %s: %v", t.Case, t.Server, err)
 			}

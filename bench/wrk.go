@@ -27,6 +27,21 @@ var (
 	unitFactor = map[string]float64{"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
 )
 
+// warm drives t for -warmup, unmeasured, so every measured run starts on a
+// server that has answered this request already (caches filled, files
+// settled, connections accepted) and after the previous server's tail (a
+// slow server's queued requests) is over. Each server gets the same.
+func warm(t target) error {
+	if *warmup <= 0 {
+		return nil
+	}
+	args := []string{"-t1", fmt.Sprintf("-c%d", t.Conns), "-d" + warmup.String(), t.URL}
+	if out, err := exec.Command("wrk", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("warm-up wrk %v: %v\n%s", args, err, out)
+	}
+	return nil
+}
+
 // runWrk drives one target for -duration with one wrk thread.
 func runWrk(t target) (sample, error) {
 	args := []string{"-t1", fmt.Sprintf("-c%d", t.Conns), "-d" + duration.String(), "--latency", t.URL}
