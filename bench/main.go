@@ -196,7 +196,10 @@ func main() {
 	printTable(results)
 
 	extra := measureDaemon(dir, bin, socketd, peakBigRSS)
+	goals := judge(results, extra)
+	printGoals(goals)
 	writeJSON(*out, map[string]any{
+		"goals":   goals,
 		"when":    time.Now().UTC().Format(time.RFC3339),
 		"machine": fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
 		"wrk":     fmt.Sprintf("-t1 -c%d -d%s, %d interleaved rounds, median", *connections, *duration, *rounds),

@@ -27,6 +27,11 @@ var (
 	unitFactor = map[string]float64{"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
 )
 
+// wrkDuration is d for wrk's -d, which takes whole seconds (at least 1).
+func wrkDuration(d time.Duration) string {
+	return fmt.Sprintf("%ds", max(1, int((d+time.Second-1)/time.Second)))
+}
+
 // warm drives t for -warmup, unmeasured, so every measured run starts on a
 // server that has answered this request already (caches filled, files
 // settled, connections accepted) and after the previous server's tail (a
@@ -35,7 +40,7 @@ func warm(t target) error {
 	if *warmup <= 0 {
 		return nil
 	}
-	args := []string{"-t1", fmt.Sprintf("-c%d", t.Conns), "-d" + warmup.String(), t.URL}
+	args := []string{"-t1", fmt.Sprintf("-c%d", t.Conns), "-d" + wrkDuration(*warmup), t.URL}
 	if out, err := exec.Command("wrk", args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("warm-up wrk %v: %v\n%s", args, err, out)
 	}
@@ -44,7 +49,7 @@ func warm(t target) error {
 
 // runWrk drives one target for -duration with one wrk thread.
 func runWrk(t target) (sample, error) {
-	args := []string{"-t1", fmt.Sprintf("-c%d", t.Conns), "-d" + duration.String(), "--latency", t.URL}
+	args := []string{"-t1", fmt.Sprintf("-c%d", t.Conns), "-d" + wrkDuration(*duration), "--latency", t.URL}
 	var pids []int
 	for _, s := range t.procs {
 		pids = append(pids, s.cmd.Process.Pid)
