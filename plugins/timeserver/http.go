@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -43,15 +44,26 @@ type worldTime struct {
 	WeekNumber   int     `json:"week_number"` // ISO 8601
 }
 
+// Header values every answer shares, set without a new slice each time
+// (len == cap, so a handler or middleware that appends copies first).
+var (
+	noStore    = []string{"no-store"}
+	varyAccept = []string{"Accept"}
+	textPlain  = []string{"text/plain; charset=utf-8"}
+)
+
 // ServeHTTP answers the time of day in the route's zone, or the one asked
 // for with ?tz=. Every answer is marked no-store: a cached clock is wrong.
 func (p *timeserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rs := p.current().route(sdk.RouteID(r))
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Vary", "Accept")
+	h["Cache-Control"] = noStore
+	h["Vary"] = varyAccept
 
-	query := r.URL.Query()
+	var query url.Values // nil answers Get with ""; most requests have none
+	if r.URL.RawQuery != "" {
+		query = r.URL.Query()
+	}
 	asJSON, formatErr := negotiate(query.Get("format"), r.Header.Values("Accept"), rs.json)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		h.Set("Allow", "GET, HEAD")
@@ -80,7 +92,7 @@ func (p *timeserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Type", "application/json")
 	} else {
 		body = p.text(t)
-		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h["Content-Type"] = textPlain
 	}
 	write(w, r, http.StatusOK, body)
 }
