@@ -50,7 +50,8 @@ route "GET /new/{id}" {
 
 // TestLifecycleReloadUnderLoad changes the config three times under
 // continuous requests — a route added, a plugin's config changed, a
-// plugin's binary replaced on disk — and reloads with SIGHUP each time.
+// plugin's binary replaced on disk — and reloads with SIGHUP each time;
+// a binary reinstalled with the same bytes keeps its process.
 // Not one request may fail, and each change must be live after its reload.
 func TestLifecycleReloadUnderLoad(t *testing.T) {
 	pluginDir := t.TempDir()
@@ -81,6 +82,16 @@ func TestLifecycleReloadUnderLoad(t *testing.T) {
 	}
 	l.setURLs(kitURL, itemsURL, newURL)
 	l.waitServed(t, newURL, 50)
+
+	// 1b. The kit binary is installed again, unchanged (a new file with
+	// the same bytes, as make install writes it): no new process.
+	installPlugin(t, kitV1, filepath.Join(pluginDir, "socketd-plugin-kit"))
+	if got := reload(t, d); got != "reload complete" {
+		t.Fatalf("reload 1b: %s\n%s", got, d.Log())
+	}
+	if got := answer(t, kitURL); got != kitPID {
+		t.Errorf("a plugin whose binary was reinstalled unchanged was restarted: %q, then %q", kitPID, got)
+	}
 
 	// 2. The kit plugin's config changes.
 	rewriteConfig(t, d, reloadConfig(pluginDir, "bonjour", newRoute))
@@ -115,7 +126,7 @@ func TestLifecycleReloadUnderLoad(t *testing.T) {
 		t.Errorf("%d of %d requests failed during the reloads:\n%s", len(failed), int(l.ok.Load())+len(failed),
 			strings.Join(failed[:min(len(failed), 20)], "\n"))
 	}
-	t.Logf("%d requests, none failed, across 3 reloads", l.ok.Load())
+	t.Logf("%d requests, none failed, across 4 reloads", l.ok.Load())
 
 	// The replaced processes are gone: one per plugin remains.
 	waitFor(t, "replaced plugin processes to exit", func() bool {

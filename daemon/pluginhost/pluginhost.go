@@ -4,6 +4,7 @@
 package pluginhost
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -226,6 +227,53 @@ func (pl *Plugin) Options() Options { return pl.opts }
 // Binary identifies the binary's file as it was when the plugin started: a
 // binary replaced or rewritten since has another fileid.ID.
 func (pl *Plugin) Binary() fileid.ID { return pl.binary }
+
+// RunsContentOf reports whether the running process executes a file with
+// the same bytes as the one at path: a binary reinstalled or touched but
+// not changed (make install writes every file anew) needs no new process.
+func (pl *Plugin) RunsContentOf(path string) bool {
+	inst := pl.cur.Load()
+	if inst == nil {
+		return false
+	}
+	rc := inst.client.ReattachConfig()
+	if rc == nil || rc.Pid == 0 {
+		return false
+	}
+	exe := executable(rc.Pid)
+	return exe != "" && sameContent(exe, path)
+}
+
+// sameContent reports whether files a and b hold the same bytes.
+func sameContent(a, b string) bool {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false
+	}
+	defer fb.Close()
+	sa, errA := fa.Stat()
+	sb, errB := fb.Stat()
+	if errA != nil || errB != nil || sa.Size() != sb.Size() {
+		return false
+	}
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, errA := io.ReadFull(fa, ba)
+		nb, errB := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false
+		}
+		if errA != nil || errB != nil {
+			// Equal sizes: both end here, or a read failed.
+			return (errA == io.EOF || errA == io.ErrUnexpectedEOF) && errA == errB
+		}
+	}
+}
 
 // State is a plugin's health as the supervisor sees it.
 type State int

@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"fmt"
 	"os/exec"
 	"syscall"
 )
@@ -11,3 +12,7 @@ import (
 func dieWithParent(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
+
+// executable is the file a running process executes, as /proc names it:
+// still the file it started from after its path was replaced.
+func executable(pid int) string { return fmt.Sprintf("/proc/%d/exe", pid) }

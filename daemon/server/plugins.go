@@ -49,9 +49,9 @@ func (d *Daemon) options(cfg *config.Config, p *config.Plugin) pluginhost.Option
 }
 
 // reusable reports whether the running plugin o can serve the new block
-// as it is: same binary (path, and the file unchanged since it started),
-// same options, and not failed (a crash-looped plugin gets a fresh start
-// on every reload).
+// as it is: same binary (path, and the file unchanged since it started or
+// rewritten with the same bytes), same options, and not failed (a
+// crash-looped plugin gets a fresh start on every reload).
 func reusable(o *plugin, want pluginhost.Options) bool {
 	if o == nil {
 		return false
@@ -66,7 +66,7 @@ func reusable(o *plugin, want pluginhost.Options) bool {
 		return false
 	}
 	now, err := fileid.Of(want.Binary)
-	return err == nil && now == o.Binary()
+	return err == nil && (now == o.Binary() || o.RunsContentOf(want.Binary))
 }
 
 // prepare builds the generation for cfg. Plugins of prev whose binary,
