@@ -33,7 +33,7 @@ func judge(results []result, f daemonFigures) []goal {
 	var goals []goal
 	ratio := func(name string, r *result, min float64) {
 		if r != nil {
-			goals = append(goals, goal{fmt.Sprintf("%s ≥ %.1f× nginx", name, min), fmt.Sprintf("%.2f", r.RatioToNginx), r.RatioToNginx >= min})
+			goals = append(goals, goal{fmt.Sprintf("%s ≥ %.1f× nginx", name, min), fmt.Sprintf("%.3f", r.RatioToNginx), r.RatioToNginx >= min})
 		}
 	}
 	ratio("GET /", page, 0.9)
