@@ -31,8 +31,8 @@ import (
 // plugin (socketd stopping, or a reload replacing the process), Serve
 // calls p's Close method first if p is an io.Closer: the place to close a
 // database or flush a file, within a second or so (the core kills a
-// plugin that is still there 2 s after asking it to stop). Run by hand (not by
-// socketd), it prints a short explanation and exits 1.
+// plugin that is still there 2 s after asking it to stop). Run by hand
+// (not by socketd), it prints a short explanation and exits 1.
 func Serve(p Plugin) {
 	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
 		d := p.Describe()

@@ -328,7 +328,10 @@ func scratchCopy(o dbOptions) (*sqlite3.Conn, error) {
 	}
 	real, err := sqlite3.OpenFlags(readOnlyURI(o.path), sqlite3.OPEN_READONLY|sqlite3.OPEN_URI)
 	if err == nil {
-		err = copySchema(real, scratch)
+		// A running socketd may be checkpointing: wait as its readers do.
+		if err = real.BusyTimeout(o.busyTimeout); err == nil {
+			err = copySchema(real, scratch)
+		}
 		real.Close()
 	}
 	if err != nil {
@@ -341,7 +344,7 @@ func scratchCopy(o dbOptions) (*sqlite3.Conn, error) {
 // copySchema recreates src's schema in dst, in creation order, and copies
 // src's migration records.
 func copySchema(src, dst *sqlite3.Conn) error {
-	q, _, err := src.Prepare("SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid")
+	q, _, err := src.Prepare(`SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY rowid`)
 	if err != nil {
 		return err
 	}

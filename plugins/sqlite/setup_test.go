@@ -471,6 +471,7 @@ func TestCheckOnlyLeavesAnExistingDatabaseAsItWas(t *testing.T) {
 CREATE INDEX entries_by_name ON entries(name);
 CREATE VIEW named AS SELECT name FROM entries;
 CREATE TABLE log (entry INTEGER, at TEXT);
+CREATE TABLE sqlitelike (x TEXT); -- not one of SQLite's own (sqlite_...)
 CREATE TRIGGER logged AFTER INSERT ON entries BEGIN INSERT INTO log VALUES (new.id, 'now'); END;`
 	plugin := map[string]any{"database": db, "schema": schema}
 	p := mustConfigure(t, plugin, nil)
@@ -489,6 +490,7 @@ CREATE TRIGGER logged AFTER INSERT ON entries BEGIN INSERT INTO log VALUES (new.
 		"GET /tags":  {"query": "SELECT tag FROM tags JOIN entries ON entries.id = tags.entry"},
 		"GET /named": {"query": "SELECT name FROM named"},
 		"POST /add":  {"exec": "INSERT INTO entries (name, message) VALUES ('a', 'b')"},
+		"GET /like":  {"query": "SELECT x FROM sqlitelike"},
 	}
 	if diags := checkOnly(t, plugin, routes); len(diags) > 0 {
 		t.Fatalf("routes on the new migration's table and the existing schema: %+v", diags)
