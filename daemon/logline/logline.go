@@ -138,21 +138,21 @@ func (h *Handler) WriteRequest(t time.Time, r *Request) bool {
 		b = append(b, " level=INFO msg=request"...)
 	}
 	b = append(b, h.attrs...)
-	b = h.appendString(h.appendKey(b, "method"), r.Method)
-	b = h.appendString(h.appendKey(b, "uri"), r.URI)
-	b = h.appendString(h.appendKey(b, "proto"), r.Proto)
-	b = strconv.AppendInt(h.appendKey(b, "status"), int64(r.Status), 10)
-	b = strconv.AppendInt(h.appendKey(b, "bytes"), r.Bytes, 10)
-	b = h.appendKey(b, "duration")
+	b = h.appendString(h.appendPlainKey(b, "method"), r.Method)
+	b = h.appendString(h.appendPlainKey(b, "uri"), r.URI)
+	b = h.appendString(h.appendPlainKey(b, "proto"), r.Proto)
+	b = strconv.AppendInt(h.appendPlainKey(b, "status"), int64(r.Status), 10)
+	b = strconv.AppendInt(h.appendPlainKey(b, "bytes"), r.Bytes, 10)
+	b = h.appendPlainKey(b, "duration")
 	if h.json {
 		b = strconv.AppendInt(b, int64(r.Duration), 10)
 	} else {
 		b = append(b, r.Duration.String()...)
 	}
-	b = h.appendString(h.appendKey(b, "remote"), r.Remote)
+	b = h.appendString(h.appendPlainKey(b, "remote"), r.Remote)
 	for _, f := range r.optional() {
 		if f.value != "" {
-			b = h.appendString(h.appendKey(b, f.key), f.value)
+			b = h.appendString(h.appendPlainKey(b, f.key), f.value)
 		}
 	}
 	if h.json {
@@ -176,6 +176,19 @@ func (h *Handler) appendKey(b []byte, key string) []byte {
 	}
 	b = append(b, ' ')
 	b = h.appendString(b, key)
+	return append(b, '=')
+}
+
+// appendPlainKey is appendKey for a key of the request line: letters only,
+// so it is written as it is, with no check for quoting or escaping.
+func (h *Handler) appendPlainKey(b []byte, key string) []byte {
+	if h.json {
+		b = append(b, ',', '"')
+		b = append(b, key...)
+		return append(b, '"', ':')
+	}
+	b = append(b, ' ')
+	b = append(b, key...)
 	return append(b, '=')
 }
 
@@ -208,13 +221,23 @@ func appendRFC3339Millis(b []byte, t time.Time) []byte {
 // needsQuoting is slog's rule for text values: empty, or holding a space,
 // '=', a byte JSON would escape (the backslash excepted), invalid UTF-8,
 // or a rune that is a space or not printable.
+// quoteASCII marks the ASCII bytes that make slog quote a text value: a
+// space, '=', the double quote and the control characters (a table: this
+// runs over every byte of every value of every request line).
+var quoteASCII = func() (t [utf8.RuneSelf]bool) {
+	for c := range byte(utf8.RuneSelf) {
+		t[c] = c != '\\' && (c == ' ' || c == '=' || !jsonstr.Safe(c))
+	}
+	return t
+}()
+
 func needsQuoting(s string) bool {
 	if s == "" {
 		return true
 	}
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c != '\\' && (c == ' ' || c == '=' || !jsonstr.Safe(c)) {
+			if quoteASCII[c] {
 				return true
 			}
 			i++
