@@ -218,9 +218,6 @@ func appendRFC3339Millis(b []byte, t time.Time) []byte {
 	return append(b[:n+prefixLen], b[n+prefixLen+1:]...)
 }
 
-// needsQuoting is slog's rule for text values: empty, or holding a space,
-// '=', a byte JSON would escape (the backslash excepted), invalid UTF-8,
-// or a rune that is a space or not printable.
 // quoteASCII marks the ASCII bytes that make slog quote a text value: a
 // space, '=', the double quote and the control characters (a table: this
 // runs over every byte of every value of every request line).
@@ -231,6 +228,9 @@ var quoteASCII = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
+// needsQuoting is slog's rule for text values: empty, or holding a space,
+// '=', a byte JSON would escape (the backslash excepted), invalid UTF-8,
+// or a rune that is a space or not printable.
 func needsQuoting(s string) bool {
 	if s == "" {
 		return true
