@@ -13,9 +13,9 @@ type goal struct {
 	Met   bool   `json:"met"`
 }
 
-// bigFileMB is the size of the large file the 10 MB case serves; serving
-// it must not grow socketd's RSS by as much (the file streams, it is not
-// held).
+// bigFileMB is the size of the large file (big.bin) the 10 MB case
+// serves; serving it must not grow socketd's RSS by as much (the file
+// streams, it is not held).
 const bigFileMB = 10
 
 // judge checks this run's figures against the goals, in the order the
@@ -31,9 +31,9 @@ func judge(results []result, f daemonFigures) []goal {
 	}
 	page, jpeg, big, dyn := find("page /"), find("jpeg /test.jpg"), find("10 MB file"), find("dynamic /time")
 	var goals []goal
-	ratio := func(name string, r *result, min float64) {
+	ratio := func(name string, r *result, least float64) {
 		if r != nil {
-			goals = append(goals, goal{fmt.Sprintf("%s ≥ %.1f× nginx", name, min), fmt.Sprintf("%.3f", r.RatioToNginx), r.RatioToNginx >= min})
+			goals = append(goals, goal{fmt.Sprintf("%s ≥ %.1f× nginx", name, least), fmt.Sprintf("%.3f", r.RatioToNginx), r.RatioToNginx >= least})
 		}
 	}
 	ratio("GET /", page, 0.9)

@@ -281,7 +281,7 @@ func prepareFiles(dir string) {
 		}
 		writeFile(filepath.Join(www, f), string(b))
 	}
-	big := make([]byte, 10<<20)
+	big := make([]byte, bigFileMB<<20)
 	for i := range big {
 		big[i] = byte(i*7 + i>>9)
 	}
