@@ -535,3 +535,21 @@ func TestCheckOnlyReadsARunningDatabase(t *testing.T) {
 		t.Errorf("checking changed the folder: %v, then %v", slices.Sorted(maps.Keys(before)), slices.Sorted(maps.Keys(after)))
 	}
 }
+
+// TestCheckOnlyOverTheProtocol: CheckOnly crosses the plugin protocol
+// (check_only) as socketd validate sends it.
+func TestCheckOnlyOverTheProtocol(t *testing.T) {
+	dir := t.TempDir()
+	h := sdktest.New(t, newPlugin())
+	diags := h.Configure(&sdk.Config{
+		Plugin:    sdk.MustJSON(map[string]any{"database": filepath.Join(dir, "new.db"), "schema": testSchema}),
+		Routes:    []sdk.RouteConfig{{ID: "GET /entries", Config: sdk.MustJSON(map[string]any{"query": "SELECT id FROM entries"})}},
+		CheckOnly: true,
+	})
+	if len(diags) > 0 {
+		t.Fatalf("a good config: %+v", diags)
+	}
+	if files := folderState(t, dir); len(files) > 0 {
+		t.Errorf("checking over the protocol created %v", slices.Collect(maps.Keys(files)))
+	}
+}

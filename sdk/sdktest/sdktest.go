@@ -174,11 +174,12 @@ func (h *Harness) serves(p pluginpb.Protocol) bool {
 // sdk.MustJSON; a listener's Protocol is "tcp" (or empty) or "udp".
 //
 // After a Configure without errors, Do and RoundTrip match requests to
-// cfg's routes.
+// cfg's routes. cfg.CheckOnly reaches the plugin as `socketd validate`
+// sends it, to test that checking a config leaves nothing behind.
 func (h *Harness) Configure(cfg *sdk.Config) sdk.Diagnostics {
 	h.t.Helper()
 	var diags sdk.Diagnostics
-	req := &pluginpb.ConfigureRequest{}
+	req := &pluginpb.ConfigureRequest{CheckOnly: cfg.CheckOnly}
 	req.PluginConfig, diags = h.block(cfg.Plugin, h.desc.GetPluginSchema(), diags, "", "")
 	for _, r := range cfg.Routes {
 		if !h.serves(pluginpb.Protocol_PROTOCOL_HTTP) {
