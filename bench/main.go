@@ -38,13 +38,20 @@ var (
 	warmup      = flag.Duration("warmup", time.Second, "unmeasured wrk run before each measured one (0 skips)")
 )
 
-// fatalf stops every server started so far, then exits: no process is
-// left behind on any path out.
+// fatalf stops every server started so far and removes the run's folder
+// (unless BENCH_KEEP), then exits: no process and no file is left behind
+// on any path out.
 func fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 	stopAll()
+	if runDir != "" && os.Getenv("BENCH_KEEP") == "" {
+		os.RemoveAll(runDir)
+	}
 	os.Exit(1)
 }
+
+// runDir is the run's temporary folder, once made.
+var runDir string
 
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -128,6 +135,7 @@ func main() {
 	if err != nil {
 		fatalf("%v", err)
 	}
+	runDir = dir
 	// nginx's workers run as an unprivileged user and must read the files.
 	os.Chmod(dir, 0o755)
 	if os.Getenv("BENCH_KEEP") == "" {
