@@ -44,14 +44,19 @@ var (
 func fatalf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 	stopAll()
-	if runDir != "" && os.Getenv("BENCH_KEEP") == "" {
-		os.RemoveAll(runDir)
-	}
+	removeRunDir()
 	os.Exit(1)
 }
 
 // runDir is the run's temporary folder, once made.
 var runDir string
+
+// removeRunDir removes the run's folder unless BENCH_KEEP asks to keep it.
+func removeRunDir() {
+	if runDir != "" && os.Getenv("BENCH_KEEP") == "" {
+		os.RemoveAll(runDir)
+	}
+}
 
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -138,9 +143,7 @@ func main() {
 	runDir = dir
 	// nginx's workers run as an unprivileged user and must read the files.
 	os.Chmod(dir, 0o755)
-	if os.Getenv("BENCH_KEEP") == "" {
-		defer os.RemoveAll(dir)
-	}
+	defer removeRunDir()
 	prepareFiles(dir)
 
 	backend := startBackend(dir)

@@ -55,15 +55,12 @@ func (c *exchangeCall) Value(key any) any {
 	return c.stream.Value(key)
 }
 
-// workQueue hands calls to idle workers.
-type workQueue chan *exchangeCall
-
 func serveExchange(h http.Handler, stream pluginpb.Plugin_ExchangeServer) error {
 	x := &exchangeServer{stream: stream, h: h, calls: make(map[uint64]*exchangeCall)}
 	// Requests run on workers that outlive them: a new goroutine per request
 	// would grow its stack through gRPC's send path every time, which cost
 	// a quarter of the plugin's CPU under load.
-	work := make(workQueue)
+	work := make(chan *exchangeCall) // hands calls to idle workers
 	var running sync.WaitGroup
 	// Handlers must be done with the stream before it ends: gRPC forbids a
 	// Send after the method returns. Their contexts end with the stream's.

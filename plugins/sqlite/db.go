@@ -310,14 +310,13 @@ func recorded(db *sqlite3.Conn, name string) (string, error) {
 // does not exist yet. A script that fails only on existing rows (a NOT
 // NULL column added without a default) passes here and fails at start.
 func scratchCopy(o dbOptions) (*sqlite3.Conn, error) {
-	scratch, err := sqlite3.Open(":memory:")
+	mem := o
+	mem.path = ":memory:"
+	c, err := openConn(mem, false) // the settings every connection has
 	if err != nil {
 		return nil, err
 	}
-	if err := scratch.Exec("PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF"); err != nil {
-		scratch.Close()
-		return nil, err
-	}
+	scratch := c.db
 	if _, err := os.Stat(o.path); errors.Is(err, os.ErrNotExist) {
 		// A start would create it; its folder must be there.
 		if fi, err := os.Stat(filepath.Dir(o.path)); err != nil || !fi.IsDir() {
