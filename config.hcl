@@ -68,7 +68,12 @@ plugin "static" {
   }
 }
 
-plugin "timeserver" {}
+# The clock is little work a request: on one processor (GOMAXPROCS=1) its
+# threads hand requests to each other without waking one another, which
+# saves about a fifth of its CPU under load.
+plugin "timeserver" {
+  processors = 1
+}
 
 route "GET /" {
   plugin = "static"

@@ -146,7 +146,7 @@ listener "web" {
 plugin "static" {
   config { root = %q }
 }
-plugin "timeserver" {}
+plugin "timeserver" { processors = 1 } # as in config.hcl
 plugin "sqlite" {
   config {
     database = %q

@@ -97,6 +97,9 @@ type Plugin struct {
 	MaxConcurrency int           // max_concurrency, default 1024
 	StartTimeout   time.Duration // start_timeout, default 10s
 	SHA256         string        // sha256, optional, lower-case hex
+	// Processors, if set, is the plugin process's GOMAXPROCS (processors);
+	// 0 leaves the process socketd's own environment.
+	Processors int
 
 	DeclRange, NameRange hcl.Range
 }

@@ -152,6 +152,9 @@ func runGolden(t *testing.T, ar *txtar.Archive) string {
 		for _, p := range c.Plugins {
 			line("plugin %q binary=%s max_concurrency=%d start_timeout=%s sha256=%q",
 				p.Name, c.display(p.Binary), p.MaxConcurrency, p.StartTimeout, p.SHA256)
+			if p.Processors > 0 {
+				line("  processors=%d", p.Processors)
+			}
 			block(p.Config, p.DeclRange, p.Name, "plugin")
 		}
 		for _, r := range c.Routes {

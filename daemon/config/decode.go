@@ -347,7 +347,7 @@ func (d *decoder) admin(b *hcl.Block) *Admin {
 }
 
 var pluginSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "max_concurrency"}, {Name: "sha256"}, {Name: "start_timeout"}},
+	Attributes: []hcl.AttributeSchema{{Name: "max_concurrency"}, {Name: "processors"}, {Name: "sha256"}, {Name: "start_timeout"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "config"}},
 }
 
@@ -364,6 +364,7 @@ func (d *decoder) plugin(b *hcl.Block, dir string, dirOK bool) *Plugin {
 		MaxConcurrency: defaultMaxConcurrency, StartTimeout: defaultStartTimeout,
 	}
 	integer(d, content.Attributes["max_concurrency"], 1, &p.MaxConcurrency)
+	integer(d, content.Attributes["processors"], 1, &p.Processors)
 	d.duration(content.Attributes["start_timeout"], &p.StartTimeout)
 	if a := content.Attributes["sha256"]; d.str(a, &p.SHA256) {
 		p.SHA256 = strings.ToLower(p.SHA256)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,9 @@ type Options struct {
 	// Pprof asks the plugin to serve Go's profiler on a loopback port of
 	// its choosing, which it logs (sdk.PprofEnv).
 	Pprof bool
+	// Processors, if above 0, is the process's GOMAXPROCS, in place of
+	// any the daemon's environment holds.
+	Processors int
 }
 
 // Pool owns the plugin processes of a daemon and the private directory
@@ -337,6 +341,18 @@ func (pl *Plugin) launch() (*instance, error) {
 	if pl.opts.Pprof {
 		cmd.Env = append(cmd.Env, sdk.PprofEnv+"=127.0.0.1:0")
 	}
+	// go-plugin adds the daemon's environment after ours, and a later
+	// value wins; when the block sets processors, the core passes its
+	// environment itself, without its GOMAXPROCS.
+	skipHostEnv := pl.opts.Processors > 0
+	if skipHostEnv {
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "GOMAXPROCS=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(pl.opts.Processors))
+	}
 	dieWithParent(cmd)
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
@@ -345,6 +361,7 @@ func (pl *Plugin) launch() (*instance, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           newSlogAdapter(pl.log),
 		StartTimeout:     pl.opts.StartTimeout,
+		SkipHostEnv:      skipHostEnv,
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: pl.sockDir},
 		GRPCDialOptions:  DialOptions(),
 		// What a plugin prints to stdout or stderr directly (not through

@@ -39,8 +39,9 @@ func (d *Daemon) options(cfg *config.Config, p *config.Plugin) pluginhost.Option
 	o := pluginhost.Options{
 		Name: p.Name, Binary: p.Binary, Dir: cfg.Dir,
 		StartTimeout: p.StartTimeout, MaxConcurrency: p.MaxConcurrency,
-		OnRestart: d.metrics.PluginRestarted(p.Name),
-		Pprof:     cfg.Admin != nil && cfg.Admin.Pprof,
+		OnRestart:  d.metrics.PluginRestarted(p.Name),
+		Pprof:      cfg.Admin != nil && cfg.Admin.Pprof,
+		Processors: p.Processors,
 	}
 	if p.SHA256 != "" {
 		o.SHA256, _ = hex.DecodeString(p.SHA256) // validated by config
@@ -62,7 +63,8 @@ func reusable(o *plugin, want pluginhost.Options) bool {
 	}
 	have := o.Options()
 	if have.Binary != want.Binary || have.Dir != want.Dir || have.StartTimeout != want.StartTimeout ||
-		have.MaxConcurrency != want.MaxConcurrency || !bytes.Equal(have.SHA256, want.SHA256) || have.Pprof != want.Pprof {
+		have.MaxConcurrency != want.MaxConcurrency || !bytes.Equal(have.SHA256, want.SHA256) || have.Pprof != want.Pprof ||
+		have.Processors != want.Processors {
 		return false
 	}
 	now, err := fileid.Of(want.Binary)

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -107,6 +108,9 @@ func (k *testkit) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic("testkit: asked to panic")
 	case "/crash":
 		os.Exit(3)
+	case "/procs":
+		// The processors Go's runtime runs this process on, and the pid.
+		fmt.Fprintf(w, "%d pid=%d\n", runtime.GOMAXPROCS(0), os.Getpid())
 	case "/log":
 		sdk.Logger().Warn("testkit says hello", "answer", 42)
 		fmt.Fprintln(w, "logged")
