@@ -13,8 +13,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // serveFront serves h through the front (and so its fast lane) on a
@@ -275,6 +278,35 @@ func TestLaneWriterSurvivesAFullSocket(t *testing.T) {
 	}
 	if !bytes.Equal(got[:len(a)], a) || !bytes.Equal(got[len(a):], b) {
 		t.Fatal("the bytes arrived changed")
+	}
+}
+
+// TestParkConnBoundsUnsentBytes: every connection the front takes bounds
+// what its socket queues unsent (sendLowat).
+func TestParkConnBoundsUnsentBytes(t *testing.T) {
+	ln := listen(t)
+	go func() {
+		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c)
+		}
+	}()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pc, err := newParkConn(c.(*net.TCPConn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var gerr error
+	pc.raw.Control(func(fd uintptr) {
+		got, gerr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT)
+	})
+	if gerr != nil || got != sendLowat {
+		t.Errorf("TCP_NOTSENT_LOWAT is %d (%v), want %d", got, gerr, sendLowat)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Parking idle keep-alive connections.
@@ -185,13 +187,30 @@ type parkConn struct {
 	lane    laneState
 }
 
+// sendLowat bounds what an HTTP connection's socket holds that is not
+// sent yet (TCP_NOTSENT_LOWAT); it reports writable again once less than
+// half is left. Without a bound the kernel queues up to its autotuned send
+// buffer, megabytes per connection, and the queue drains as the client's
+// acknowledgements come in, in whatever context receives them (on
+// loopback, the client's own system calls). With it a file body waits in
+// the page cache and sendfile hands the socket more as the client takes
+// it. At 128 KiB a kept file (maxMemFile) still goes out in one write, and
+// a link of 10 Gbit/s leaves the writer 50 µs to come back before the
+// queue runs dry. Serving the 10 MB file to wrk -c8 on loopback: 1.3-1.8x
+// the requests a second of no bound (6 alternating pairs).
+const sendLowat = 128 << 10
+
 func newParkConn(tc *net.TCPConn, p *parker) (*parkConn, error) {
 	c := &parkConn{TCPConn: tc, p: p}
 	rc, err := tc.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	if err := rc.Control(func(fd uintptr) { c.fd = int32(fd) }); err != nil {
+	if err := rc.Control(func(fd uintptr) {
+		c.fd = int32(fd)
+		// Unsupported before Linux 3.12, where the socket queues as before.
+		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, sendLowat)
+	}); err != nil {
 		return nil, err
 	}
 	c.raw = rc
