@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -260,4 +261,67 @@ func TestStaticCacheFollowsChanges(t *testing.T) {
 	if code, body := getBody(); code == 200 || strings.Contains(body, "TOP-SECRET") {
 		t.Fatalf("after swapping in a symlink out of the root: %d %q", code, body)
 	}
+}
+
+// TestStaticLargeFileToSlowReaders: a file far larger than a connection's
+// send queue (sendLowat in httpfront) goes out with sendfile in many
+// partial pieces to clients that start reading late; every byte arrives,
+// in order, and the connections carry their next request.
+func TestStaticLargeFileToSlowReaders(t *testing.T) {
+	d, _ := startStatic(t)
+	big := make([]byte, 6<<20)
+	for i := range big {
+		big[i] = byte(i*7 + i>>13)
+	}
+	if err := os.WriteFile(filepath.Join(d.dir, "site", "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- fetchTwiceSlowly(d.Addr("web"), big) }()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// fetchTwiceSlowly asks for /big.bin on one connection, waits before
+// reading so the server's socket fills up, reads the answer, and asks
+// again for its last 1000 bytes (a Range request).
+func fetchTwiceSlowly(addr string, want []byte) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	r := bufio.NewReader(c)
+	io.WriteString(c, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(300 * time.Millisecond)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 || !bytes.Equal(body, want) {
+		return fmt.Errorf("whole file: status %d, %d bytes, not the file's", resp.StatusCode, len(body))
+	}
+	io.WriteString(c, "GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=-1000\r\n\r\n")
+	resp, err = http.ReadResponse(r, nil)
+	if err != nil {
+		return err
+	}
+	body, err = io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 206 || !bytes.Equal(body, want[len(want)-1000:]) {
+		return fmt.Errorf("last 1000 bytes: status %d, %d bytes, not the file's", resp.StatusCode, len(body))
+	}
+	return nil
 }
