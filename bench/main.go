@@ -104,6 +104,10 @@ type sample struct {
 	Errors                 int
 	// CPUPerReq is the servers' CPU time (user + system) per request.
 	CPUPerReq time.Duration
+	// ClientCPUPerReq is wrk's: on loopback the kernel does part of a
+	// server's sending in whichever process receives (acknowledgements,
+	// queued data), so a server can look cheap by leaving work to wrk.
+	ClientCPUPerReq time.Duration
 }
 
 type result struct {
@@ -114,6 +118,7 @@ type result struct {
 	RatioToNginx  float64 `json:"ratio_to_nginx,omitempty"`
 	RatioToPython float64 `json:"ratio_to_python,omitempty"`
 	CPUusPerReq   float64 `json:"cpu_us_per_req"`
+	ClientCPUus   float64 `json:"client_cpu_us_per_req"`
 	Errors        int
 	Samples       []float64 `json:"req_per_sec_samples"`
 }
@@ -230,10 +235,11 @@ func summarize(targets []target, samples [][]sample) []result {
 	byCase := map[string]map[string]*result{}
 	for i, t := range targets {
 		ss := samples[i]
-		var rps, bps, p50, p99, cpu []float64
+		var rps, bps, p50, p99, cpu, client []float64
 		errs := 0
 		for _, s := range ss {
 			cpu = append(cpu, float64(s.CPUPerReq)/1e3)
+			client = append(client, float64(s.ClientCPUPerReq)/1e3)
 			rps = append(rps, s.ReqPerSec)
 			bps = append(bps, s.BytesPerSec)
 			p50 = append(p50, float64(s.P50)/1e6)
@@ -242,7 +248,7 @@ func summarize(targets []target, samples [][]sample) []result {
 		}
 		results = append(results, result{
 			Case: t.Case, Server: t.Server, ReqPerSec: med(rps), MBPerSec: med(bps) / 1e6,
-			P50ms: med(p50), P99ms: med(p99), CPUusPerReq: med(cpu), Errors: errs, Samples: rps,
+			P50ms: med(p50), P99ms: med(p99), CPUusPerReq: med(cpu), ClientCPUus: med(client), Errors: errs, Samples: rps,
 		})
 		if byCase[t.Case] == nil {
 			byCase[t.Case] = map[string]*result{}
@@ -264,7 +270,7 @@ func summarize(targets []target, samples [][]sample) []result {
 }
 
 func printTable(results []result) {
-	fmt.Printf("\n%-15s %-11s %11s %9s %8s %8s %8s %9s %11s %6s\n", "case", "server", "req/s", "MB/s", "p50 ms", "p99 ms", "×nginx", "×python", "CPU µs/req", "errors")
+	fmt.Printf("\n%-15s %-11s %11s %9s %8s %8s %8s %9s %11s %11s %6s\n", "case", "server", "req/s", "MB/s", "p50 ms", "p99 ms", "×nginx", "×python", "CPU µs/req", "wrk µs/req", "errors")
 	last := ""
 	for _, r := range results {
 		if r.Case != last && last != "" {
@@ -277,8 +283,8 @@ func printTable(results []result) {
 			}
 			return fmt.Sprintf("%.2f", x)
 		}
-		fmt.Printf("%-15s %-11s %11.0f %9.1f %8.2f %8.2f %8s %9s %11.1f %6d\n", r.Case, r.Server, r.ReqPerSec, r.MBPerSec, r.P50ms, r.P99ms,
-			ratio(r.RatioToNginx), ratio(r.RatioToPython), r.CPUusPerReq, r.Errors)
+		fmt.Printf("%-15s %-11s %11.0f %9.1f %8.2f %8.2f %8s %9s %11.1f %11.1f %6d\n", r.Case, r.Server, r.ReqPerSec, r.MBPerSec, r.P50ms, r.P99ms,
+			ratio(r.RatioToNginx), ratio(r.RatioToPython), r.CPUusPerReq, r.ClientCPUus, r.Errors)
 	}
 }
 

@@ -55,7 +55,8 @@ func runWrk(t target) (sample, error) {
 		pids = append(pids, s.cmd.Process.Pid)
 	}
 	cpu0 := treeCPU(pids)
-	outb, err := exec.Command("wrk", args...).CombinedOutput()
+	cmd := exec.Command("wrk", args...)
+	outb, err := cmd.CombinedOutput()
 	cpu := treeCPU(pids) - cpu0
 	out := string(outb)
 	if err != nil {
@@ -83,6 +84,7 @@ func runWrk(t target) (sample, error) {
 	if m := totalRe.FindStringSubmatch(out); m != nil {
 		if n, _ := strconv.ParseFloat(m[1], 64); n > 0 {
 			s.CPUPerReq = time.Duration(float64(cpu) / n)
+			s.ClientCPUPerReq = time.Duration(float64(cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime()) / n)
 		}
 	}
 	if m := sockErrRe.FindStringSubmatch(out); m != nil {
