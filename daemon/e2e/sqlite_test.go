@@ -500,6 +500,11 @@ func TestSqliteStopLeavesOneFile(t *testing.T) {
 	if _, err := os.Stat(db + "-wal"); err != nil {
 		t.Fatalf("a running database has its WAL: %v", err)
 	}
+	// A read too: a reader connection then has the WAL open, and a
+	// read-only connection closed last cannot fold the WAL back in.
+	if resp, body := get(t, d.URL("/guestbook")); resp.StatusCode != 200 || !strings.Contains(string(body), "kept") {
+		t.Fatalf("read: %d %s", resp.StatusCode, body)
+	}
 	d.Stop()
 	for _, side := range []string{"-wal", "-shm"} {
 		if _, err := os.Stat(db + side); err == nil {

@@ -172,9 +172,12 @@ func (d *database) close() {
 	})
 }
 
-// closeNow closes every connection at once (none is in use).
+// closeNow closes every connection at once (none is in use): the readers
+// first, the writer last. Only the last connection to close folds the WAL
+// back into the file and removes it and the -shm index, and a read-only
+// connection cannot.
 func (d *database) closeNow() {
-	for _, c := range d.all {
+	for _, c := range slices.Backward(d.all) { // d.all[0] is the writer
 		for _, s := range c.stmts {
 			s.Close()
 		}
