@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // The Node.js plugin (examples/node-plugin) speaks the protocol with
@@ -86,6 +87,8 @@ type nodeAnswer struct {
 	RemoteAddr string            `json:"remote_addr"`
 	BodyBytes  int               `json:"body_bytes"`
 	InFlight   int               `json:"in_flight"`
+	Via        string            `json:"via"`
+	Pad        string            `json:"pad"`
 }
 
 func decodeNode(t *testing.T, resp *http.Response, body []byte) nodeAnswer {
@@ -115,6 +118,40 @@ func TestSDKNodePlugin(t *testing.T) {
 	if a.Method != "POST" || a.BodyBytes != 5 || a.PathValues["rest"] != "a/b" || a.Message != "Hello from Node.js" {
 		t.Errorf("POST /node/a/b: %+v", a)
 	}
+	// Requests whose body fits in one frame come on the Exchange stream,
+	// others on a ServeHTTP call of their own.
+	if a.Via != "Exchange" {
+		t.Errorf("POST /node/a/b with 5 bytes came on %q, want Exchange", a.Via)
+	}
+	resp, body = do(t, "POST", d.URL("/node/big"), strings.NewReader(strings.Repeat("x", 100000)))
+	if a = decodeNode(t, resp, body); a.Via != "ServeHTTP" || a.BodyBytes != 100000 {
+		t.Errorf("POST /node/big with 100,000 bytes: via %q, %d bytes, want ServeHTTP and all of them", a.Via, a.BodyBytes)
+	}
+	// An answer of six frames, past the Exchange window of four: it moves
+	// on the core's credit.
+	resp, body = get(t, d.URL("/node?pad=330000"))
+	if a = decodeNode(t, resp, body); a.Via != "Exchange" || len(a.Pad) != 330000 {
+		t.Errorf("GET /node?pad=330000: via %q, %d bytes of padding", a.Via, len(a.Pad))
+	}
+	// A request the client gives up on is cancelled in the plugin.
+	client := &http.Client{Timeout: 300 * time.Millisecond}
+	if resp, err := client.Get(d.URL("/node?delay=30000")); err == nil {
+		resp.Body.Close()
+		t.Errorf("a 30 s request answered: %d", resp.StatusCode)
+	}
+	waitFor(t, "the plugin to log the cancel", func() bool {
+		for _, l := range d.Lines("request cancelled") {
+			if l["plugin"] == "node" && l["route"] == "GET /node" {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, "no request in flight in the plugin", func() bool {
+		resp, body := get(t, d.URL("/node"))
+		return decodeNode(t, resp, body).InFlight == 1 // this one
+	})
+
 	// The plugin's own log lines reach the daemon's log, tagged and at
 	// their level.
 	if ls := d.Lines("plugin listening"); len(ls) == 0 || ls[0]["plugin"] != "node" || ls[0]["level"] != "INFO" {

@@ -7,9 +7,10 @@
 // is for; README.md how to run it.
 //
 // It serves HTTP routes: each answer is a small JSON document saying who
-// answered (Node's version and pid), what was asked, and the route's
-// configured message. ?delay=MS waits before answering (up to 60 s), to
-// show that a cancelled request reaches the plugin.
+// answered (Node's version and pid), what was asked, over which call, and
+// the route's configured message. ?delay=MS waits before answering (up to
+// 60 s), to show that a cancelled request reaches the plugin; ?pad=N adds
+// N bytes of padding, to show a long answer in several frames.
 
 const fs = require('node:fs');
 const os = require('node:os');
@@ -28,6 +29,7 @@ const NAME = 'node';
 const VERSION = '1.0.0';
 const DEFAULT_MESSAGE = 'Hello from Node.js';
 const CHUNK_SIZE = 64 * 1024; // the largest body chunk in one frame
+const EXCHANGE_WINDOW = 4; // answer frames of one request ahead of credit
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 // socketd.proto is read from this repository; a plugin kept elsewhere
@@ -77,6 +79,7 @@ const pluginService = {
       name: NAME,
       version: VERSION,
       protocols: ['PROTOCOL_HTTP'],
+      http_exchange: true, // small requests come on one Exchange stream
       plugin_schema: { attributes: [] },
       route_schema: {
         attributes: [{
@@ -129,7 +132,9 @@ const pluginService = {
       const delay = Math.min(Number(url.searchParams.get('delay')) || 0, 60000);
       timer = setTimeout(() => {
         state = 'done';
-        answer(call, head, Buffer.concat(body)); // in_flight counts this one
+        // in_flight counts this one.
+        for (const frame of answerFrames(head, Buffer.concat(body), 'ServeHTTP')) call.write(frame);
+        call.end();
         inFlight--;
       }, delay);
     };
@@ -157,14 +162,83 @@ const pluginService = {
       log('info', 'request cancelled', { route: head ? head.route : '' });
     });
   },
+  // Exchange carries the requests whose whole body fits in one frame, many
+  // at once on one long-lived stream: each frame is tagged with its
+  // request's id. Answer frames of one id go out at most EXCHANGE_WINDOW
+  // ahead of the core's credit (one per frame it passed on), so a slow
+  // client holds back its own answer only; cancel means the client went
+  // away or the route timed out.
+  Exchange(call) {
+    const requests = new Map(); // id -> { timer, queue, credit, route }
+    const drain = (id, r) => {
+      while (r.queue.length > 0 && r.credit > 0) {
+        r.credit--;
+        call.write({ id, response: r.queue.shift() });
+      }
+      if (r.queue.length === 0 && r.answered) requests.delete(id);
+    };
+    call.on('data', (frame) => {
+      const id = frame.id;
+      if (frame.request) {
+        const head = frame.request.head;
+        if (!head) {
+          call.write({ id, response: { head: { status: 400, headers: [] }, end: true } });
+          return;
+        }
+        const url = new URL(head.target || '/', 'http://socketd.invalid');
+        const delay = Math.min(Number(url.searchParams.get('delay')) || 0, 60000);
+        const r = { queue: [], credit: EXCHANGE_WINDOW, answered: false, route: head.route };
+        inFlight++;
+        r.timer = setTimeout(() => {
+          r.answered = true;
+          r.queue = answerFrames(head, frame.request.body || Buffer.alloc(0), 'Exchange');
+          inFlight--;
+          drain(id, r);
+        }, delay);
+        requests.set(id, r);
+      } else if (frame.cancel) {
+        const r = requests.get(id);
+        if (!r) return; // answered already: no news
+        requests.delete(id);
+        if (!r.answered) {
+          clearTimeout(r.timer);
+          inFlight--;
+          log('info', 'request cancelled', { route: r.route });
+        }
+      } else if (frame.credit > 0) {
+        const r = requests.get(id);
+        if (r) {
+          r.credit = Math.min(r.credit + frame.credit, EXCHANGE_WINDOW);
+          drain(id, r);
+        }
+      }
+    });
+    // The core closed its side (it is stopping) or went away: drop all.
+    const stop = () => {
+      for (const r of requests.values()) {
+        if (!r.answered) {
+          clearTimeout(r.timer);
+          inFlight--;
+        }
+      }
+      requests.clear();
+    };
+    call.on('end', () => { stop(); call.end(); });
+    call.on('cancelled', stop);
+    call.on('error', stop); // the connection broke
+  },
   // ServeStream and ServeDatagram are not implemented: grpc-js answers
   // UNIMPLEMENTED, and Describe does not claim them, so socketd never
   // routes a tcp or udp listener here.
 };
 
-function answer(call, head, requestBody) {
+// answerFrames is the answer to one request as response frames: the head
+// with the first chunk, then chunks of at most CHUNK_SIZE, the last with
+// end set. via names the call that carried the request.
+function answerFrames(head, requestBody, via) {
   const route = routes.get(head.route) || { message: DEFAULT_MESSAGE };
   const url = new URL(head.target || '/', 'http://socketd.invalid');
+  const pad = Math.min(Number(url.searchParams.get('pad')) || 0, 16 * 1024 * 1024);
   const doc = {
     plugin: NAME,
     runtime: `node ${process.version}`,
@@ -180,6 +254,8 @@ function answer(call, head, requestBody) {
     tls: head.tls,
     body_bytes: requestBody.length,
     in_flight: inFlight,
+    via,
+    pad: '.'.repeat(pad),
   };
   const bytes = Buffer.from(JSON.stringify(doc, null, 2) + '\n');
   const headers = [
@@ -188,13 +264,14 @@ function answer(call, head, requestBody) {
     { name: 'Cache-Control', values: ['no-store'] },
   ];
   // The head travels with the first chunk; a small answer is one frame.
+  const frames = [];
   for (let off = 0; off === 0 || off < bytes.length; off += CHUNK_SIZE) {
     const chunk = bytes.subarray(off, off + CHUNK_SIZE);
     const frame = { body: chunk, end: off + CHUNK_SIZE >= bytes.length };
     if (off === 0) frame.head = { status: 200, headers };
-    call.write(frame);
+    frames.push(frame);
   }
-  call.end();
+  return frames;
 }
 
 // go-plugin's host checks the health service for "plugin" (and "" means
