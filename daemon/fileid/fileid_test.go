@@ -11,20 +11,25 @@ import (
 
 // TestIDSeesEveryChange checks the changes a plugin binary or a served
 // file goes through: none, a rewrite in place that keeps size and mtime,
-// and another file renamed onto the path.
+// and another file renamed onto the path; with Of and with OfLocal.
 func TestIDSeesEveryChange(t *testing.T) {
+	t.Run("Of", func(t *testing.T) { testIDSeesEveryChange(t, fileid.Of) })
+	t.Run("OfLocal", func(t *testing.T) { testIDSeesEveryChange(t, fileid.OfLocal) })
+}
+
+func testIDSeesEveryChange(t *testing.T, of func(string) (fileid.ID, error)) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "socketd-plugin-x")
 	os.WriteFile(path, []byte("version 1"), 0o755)
 	fi, _ := os.Stat(path)
-	first, err := fileid.Of(path)
+	first, err := of(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !first.Regular || first.Size != 9 {
 		t.Fatalf("first: %+v", first)
 	}
-	if again, _ := fileid.Of(path); again != first {
+	if again, _ := of(path); again != first {
 		t.Fatalf("an untouched file changed ID: %+v, then %+v", first, again)
 	}
 
@@ -32,7 +37,7 @@ func TestIDSeesEveryChange(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	os.WriteFile(path, []byte("version 2"), 0o755)
 	os.Chtimes(path, fi.ModTime(), fi.ModTime())
-	rewritten, _ := fileid.Of(path)
+	rewritten, _ := of(path)
 	if rewritten == first {
 		t.Fatal("a rewrite in place that kept size and mtime kept the ID")
 	}
@@ -43,11 +48,34 @@ func TestIDSeesEveryChange(t *testing.T) {
 	if err := os.Rename(other, path); err != nil {
 		t.Fatal(err)
 	}
-	if renamed, _ := fileid.Of(path); renamed == rewritten || renamed.Inode == rewritten.Inode {
+	if renamed, _ := of(path); renamed == rewritten || renamed.Inode == rewritten.Inode {
 		t.Fatal("a file renamed onto the path kept the ID")
 	}
 
-	if _, err := fileid.Of(filepath.Join(dir, "missing")); !os.IsNotExist(err) {
+	if _, err := of(filepath.Join(dir, "missing")); !os.IsNotExist(err) {
 		t.Fatalf("a missing file: %v", err)
+	}
+}
+
+// TestOfLocalMatchesOf checks that the raw stat reads the same ID as the
+// ordinary one, and that /proc, whose files are not on a disk, is not
+// taken for local.
+func TestOfLocalMatchesOf(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "test.jpg")
+	os.WriteFile(path, []byte("not really a JPEG"), 0o644)
+	want, err := fileid.Of(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fileid.OfLocal(path); err != nil || got != want {
+		t.Fatalf("OfLocal: %+v, %v; Of: %+v", got, err, want)
+	}
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc here")
+	}
+	defer f.Close()
+	if fileid.Local(f) {
+		t.Error("a file in /proc was taken for one on a local file system")
 	}
 }

@@ -1,7 +1,69 @@
 package fileid
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
 
 // changeTime reads a stat's ctime, whose field name differs between Linux
 // and the BSDs.
 func changeTime(st *syscall.Stat_t) syscall.Timespec { return st.Ctim }
+
+// atFDCWD is AT_FDCWD as a variable: the constant (-100) does not convert
+// to uintptr.
+var atFDCWD = unix.AT_FDCWD
+
+// OfLocal is Of for a path on a local file system (Local), with a raw
+// system call: the scheduler is not told, so the call neither wakes the
+// runtime's monitor thread nor lets it hand this thread's processor to
+// another; see rawRead in daemon/httpfront. That is safe only where a stat
+// cannot wait on a network or another process: a local file system's stat
+// of a cached inode takes a microsecond or two. One whose inode was
+// evicted waits for a disk read, holding the processor meanwhile, as
+// nginx's worker waits in its open().
+func OfLocal(path string) (ID, error) {
+	p, err := syscall.BytePtrFromString(path)
+	if err != nil {
+		return ID{}, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	var st syscall.Stat_t
+	for {
+		_, _, e := syscall.RawSyscall6(syscall.SYS_NEWFSTATAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(&st)), 0, 0, 0)
+		switch e {
+		case 0:
+			return FromStat(&st), nil
+		case syscall.EINTR:
+			continue
+		default:
+			return ID{}, &os.PathError{Op: "stat", Path: path, Err: e}
+		}
+	}
+}
+
+// localFS are the file systems whose stat never waits on a network, a
+// FUSE process or a remote server: those OfLocal may be used on.
+var localFS = map[int64]bool{
+	unix.EXT4_SUPER_MAGIC:      true, // ext2, ext3, ext4
+	unix.XFS_SUPER_MAGIC:       true,
+	unix.BTRFS_SUPER_MAGIC:     true,
+	unix.BCACHEFS_SUPER_MAGIC:  true,
+	unix.F2FS_SUPER_MAGIC:      true,
+	unix.EXFAT_SUPER_MAGIC:     true,
+	unix.TMPFS_MAGIC:           true,
+	unix.RAMFS_MAGIC:           true,
+	unix.SQUASHFS_MAGIC:        true,
+	unix.OVERLAYFS_SUPER_MAGIC: true, // containers' root; its layers are local
+}
+
+// Local reports whether f lives on a local file system (localFS), so that
+// its path may be checked with OfLocal.
+func Local(f *os.File) bool {
+	var fs unix.Statfs_t
+	if unix.Fstatfs(int(f.Fd()), &fs) != nil {
+		return false
+	}
+	return localFS[int64(fs.Type)]
+}

@@ -90,6 +90,17 @@ type fileBytes struct {
 	// laneHead is head as the fast lane writes it (laneHeadPrefix), or
 	// nil.
 	laneHead []byte
+	// local: the file is on a local file system, so each hit's stat may
+	// be a raw one (fileid.OfLocal).
+	local bool
+}
+
+// idOf stats the kept file's path.
+func (b *fileBytes) idOf(path string) (fileid.ID, error) {
+	if b.local {
+		return fileid.OfLocal(path)
+	}
+	return fileid.Of(path)
 }
 
 type headerField struct {
@@ -176,7 +187,7 @@ func (c *fileCache) serve(w http.ResponseWriter, r *http.Request, path string, e
 	if b := e.body.Load(); b != nil {
 		// Kept bytes are good while the path still names the same,
 		// unchanged file: one stat.
-		if id, err := fileid.Of(e.file.Path); err == nil && id == b.id {
+		if id, err := b.idOf(e.file.Path); err == nil && id == b.id {
 			b.serve(w, r, e)
 			return true
 		}
@@ -228,7 +239,7 @@ func (c *fileCache) keepBytes(fh *os.File, e *cachedFile) *fileBytes {
 		c.memUsed.Add(-size)
 		return nil
 	}
-	b := &fileBytes{data: data, id: before}
+	b := &fileBytes{data: data, id: before, local: fileid.Local(fh)}
 	b.head, b.laneHead, b.encoded = plainHead(e, data)
 	if old := e.body.Swap(b); old != nil {
 		c.memUsed.Add(-int64(len(old.data)))
