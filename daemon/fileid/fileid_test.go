@@ -3,6 +3,7 @@ package fileid_test
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,7 +76,40 @@ func TestOfLocalMatchesOf(t *testing.T) {
 		t.Skip("no /proc here")
 	}
 	defer f.Close()
-	if fileid.Local(f) {
+	if fileid.Local(f, "/proc/self/status") {
 		t.Error("a file in /proc was taken for one on a local file system")
+	}
+	g, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	// Where every folder from / to the test's temporary one is on a disk
+	// or in memory (the usual case), the file is local.
+	if localPath(t, path) && !fileid.Local(g, path) {
+		t.Errorf("%s, on local file systems all the way, was not taken for local", path)
+	}
+	// A local file reached through a folder that is not: the folder decides.
+	if fileid.Local(g, "/proc/self/cwd/x") {
+		t.Error("a path through /proc was taken for a local one")
+	}
+}
+
+// localPath says whether every folder above path is on ext4, xfs, btrfs,
+// tmpfs or overlayfs, as statfs(1) names them.
+func localPath(t *testing.T, path string) bool {
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		var fs syscall.Statfs_t
+		if err := syscall.Statfs(dir, &fs); err != nil {
+			t.Fatal(err)
+		}
+		switch fs.Type {
+		case 0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630:
+		default:
+			return false
+		}
+		if filepath.Dir(dir) == dir {
+			return true
+		}
 	}
 }

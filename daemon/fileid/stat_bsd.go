@@ -15,4 +15,4 @@ func changeTime(st *syscall.Stat_t) syscall.Timespec { return st.Ctimespec }
 func OfLocal(path string) (ID, error) { return Of(path) }
 
 // Local reports false: OfLocal is Of here.
-func Local(f *os.File) bool { return false }
+func Local(f *os.File, path string) bool { return false }

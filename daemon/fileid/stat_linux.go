@@ -2,6 +2,7 @@ package fileid
 
 import (
 	"os"
+	"path/filepath"
 	"syscall"
 	"unsafe"
 
@@ -58,12 +59,23 @@ var localFS = map[int64]bool{
 	unix.OVERLAYFS_SUPER_MAGIC: true, // containers' root; its layers are local
 }
 
-// Local reports whether f lives on a local file system (localFS), so that
-// its path may be checked with OfLocal.
-func Local(f *os.File) bool {
+// Local reports whether f, opened at path, and every folder on the way to
+// it live on local file systems (localFS), so that path may be checked
+// with OfLocal: a stat looks up each name of the path in its folder, and a
+// folder on a network file system may ask its server. (A folder a symbolic
+// link names is seen through its link; a local file system mounted inside
+// a network one is not told apart from its mount point.)
+func Local(f *os.File, path string) bool {
 	var fs unix.Statfs_t
-	if unix.Fstatfs(int(f.Fd()), &fs) != nil {
+	if unix.Fstatfs(int(f.Fd()), &fs) != nil || !localFS[int64(fs.Type)] {
 		return false
 	}
-	return localFS[int64(fs.Type)]
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		if unix.Statfs(dir, &fs) != nil || !localFS[int64(fs.Type)] {
+			return false
+		}
+		if up := filepath.Dir(dir); up == dir {
+			return true
+		}
+	}
 }

@@ -239,7 +239,7 @@ func (c *fileCache) keepBytes(fh *os.File, e *cachedFile) *fileBytes {
 		c.memUsed.Add(-size)
 		return nil
 	}
-	b := &fileBytes{data: data, id: before, local: fileid.Local(fh)}
+	b := &fileBytes{data: data, id: before, local: fileid.Local(fh, e.file.Path)}
 	b.head, b.laneHead, b.encoded = plainHead(e, data)
 	if old := e.body.Swap(b); old != nil {
 		c.memUsed.Add(-int64(len(old.data)))
