@@ -103,7 +103,7 @@ func localPath(t *testing.T, path string) bool {
 		if err := syscall.Statfs(dir, &fs); err != nil {
 			t.Fatal(err)
 		}
-		switch fs.Type {
+		switch uint32(fs.Type) {
 		case 0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630:
 		default:
 			return false

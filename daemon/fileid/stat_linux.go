@@ -26,26 +26,32 @@ var atFDCWD = unix.AT_FDCWD
 // evicted waits for a disk read, holding the processor meanwhile, as
 // nginx's worker waits in its open().
 func OfLocal(path string) (ID, error) {
+	if !haveRawStat {
+		return Of(path)
+	}
 	p, err := syscall.BytePtrFromString(path)
 	if err != nil {
 		return ID{}, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
 	var st syscall.Stat_t
 	for {
-		_, _, e := syscall.RawSyscall6(syscall.SYS_NEWFSTATAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(&st)), 0, 0, 0)
+		_, _, e := syscall.RawSyscall6(sysFstatat, uintptr(atFDCWD), uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(&st)), 0, 0, 0)
 		switch e {
 		case 0:
 			return FromStat(&st), nil
 		case syscall.EINTR:
 			continue
+		case syscall.ENOSYS: // a kernel that has only statx
+			return Of(path)
 		default:
 			return ID{}, &os.PathError{Op: "stat", Path: path, Err: e}
 		}
 	}
 }
 
-// localFS are the file systems whose stat never waits on a network, a
-// FUSE process or a remote server: those OfLocal may be used on.
+// localFS are the file systems whose stat never waits on a network, a FUSE
+// process or a remote server: those OfLocal may be used on. The keys are
+// statfs's f_type read as 32 bits (it is a signed int32 on 32-bit Linux).
 var localFS = map[int64]bool{
 	unix.EXT4_SUPER_MAGIC:      true, // ext2, ext3, ext4
 	unix.XFS_SUPER_MAGIC:       true,
@@ -67,11 +73,11 @@ var localFS = map[int64]bool{
 // a network one is not told apart from its mount point.)
 func Local(f *os.File, path string) bool {
 	var fs unix.Statfs_t
-	if unix.Fstatfs(int(f.Fd()), &fs) != nil || !localFS[int64(fs.Type)] {
+	if unix.Fstatfs(int(f.Fd()), &fs) != nil || !localFS[int64(uint32(fs.Type))] {
 		return false
 	}
 	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
-		if unix.Statfs(dir, &fs) != nil || !localFS[int64(fs.Type)] {
+		if unix.Statfs(dir, &fs) != nil || !localFS[int64(uint32(fs.Type))] {
 			return false
 		}
 		if up := filepath.Dir(dir); up == dir {
