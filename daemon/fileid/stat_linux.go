@@ -72,6 +72,9 @@ var localFS = map[int64]bool{
 // link names is seen through its link; a local file system mounted inside
 // a network one is not told apart from its mount point.)
 func Local(f *os.File, path string) bool {
+	if !haveRawStat {
+		return false // OfLocal is Of: no need to look
+	}
 	var fs unix.Statfs_t
 	if unix.Fstatfs(int(f.Fd()), &fs) != nil || !localFS[int64(uint32(fs.Type))] {
 		return false
