@@ -3,6 +3,7 @@ package fileid
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -20,7 +21,7 @@ var atFDCWD = unix.AT_FDCWD
 // OfLocal is Of for a path on a local file system (Local), with a raw
 // system call: the scheduler is not told, so the call neither wakes the
 // runtime's monitor thread nor lets it hand this thread's processor to
-// another; see rawRead in daemon/httpfront. That is safe only where a stat
+// another; see laneIO.read in daemon/httpfront. That is safe only where a stat
 // cannot wait on a network or another process: a local file system's stat
 // of a cached inode takes a microsecond or two. One whose inode was
 // evicted waits for a disk read, holding the processor meanwhile, as
@@ -29,9 +30,18 @@ func OfLocal(path string) (ID, error) {
 	if !haveRawStat {
 		return Of(path)
 	}
-	p, err := syscall.BytePtrFromString(path)
-	if err != nil {
-		return ID{}, &os.PathError{Op: "stat", Path: path, Err: err}
+	// The path, NUL-terminated, on the stack when it fits: the copy
+	// syscall.BytePtrFromString makes is an allocation per hit.
+	var short [256]byte
+	var p *byte
+	if len(path) < len(short) && strings.IndexByte(path, 0) < 0 {
+		copy(short[:], path)
+		p = &short[0]
+	} else {
+		var err error
+		if p, err = syscall.BytePtrFromString(path); err != nil {
+			return ID{}, &os.PathError{Op: "stat", Path: path, Err: err}
+		}
 	}
 	var st syscall.Stat_t
 	for {

@@ -41,7 +41,39 @@ import (
 // goes to net/http (which allows MaxHeaderBytes).
 const laneBufSize = 4096
 
-var laneBufPool = sync.Pool{New: func() any { b := make([]byte, laneBufSize); return &b }}
+// laneIO is a lane visit's read buffer and the state of its raw reads
+// and writes. RawConn.Read and Write take a callback, and a closure over
+// a call's arguments escapes to the heap: four allocations a request. So
+// the callbacks are made once per laneIO and take their arguments and
+// results through it; a visit has one goroutine, so one call at a time.
+type laneIO struct {
+	c   *parkConn
+	buf []byte
+	// a, b: what the call reads into (a) or writes (a, then b); n, err:
+	// what it read and how it failed.
+	a, b            []byte
+	n               int
+	err             error
+	readFn, writeFn func(fd uintptr) bool
+}
+
+var laneIOs = sync.Pool{New: func() any {
+	lio := &laneIO{buf: make([]byte, laneBufSize)}
+	lio.readFn, lio.writeFn = lio.readRaw, lio.writeRaw
+	return lio
+}}
+
+// newLaneIO takes a laneIO for a visit to c; release gives it back.
+func newLaneIO(c *parkConn) *laneIO {
+	lio := laneIOs.Get().(*laneIO)
+	lio.c = c
+	return lio
+}
+
+func (lio *laneIO) release() {
+	lio.c, lio.a, lio.b, lio.err = nil, nil, nil, nil
+	laneIOs.Put(lio)
+}
 
 // aLongTimeAgo is a deadline that has passed: it wakes a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -116,13 +148,13 @@ func (l *lane) serve(c *parkConn) {
 			http.ServerContextKey, l.srv), http.LocalAddrContextKey, c.LocalAddr()),
 		remote: c.RemoteAddr().String(),
 	}
-	bp := laneBufPool.Get().(*[]byte)
-	defer laneBufPool.Put(bp)
-	buf := *bp
+	lio := newLaneIO(c)
+	defer lio.release()
+	buf := lio.buf
 	n := 0
 	for {
 		if n == 0 {
-			m, next := l.await(c, buf)
+			m, next := l.await(lio)
 			switch next {
 			case awaitPark:
 				if !l.park(c) {
@@ -136,7 +168,7 @@ func (l *lane) serve(c *parkConn) {
 			n = m
 		}
 		lr := laneRequests.Get().(*laneRequest)
-		req, used, verdict := l.readHead(c, lr, buf, &n)
+		req, used, verdict := l.readHead(lio, lr, &n)
 		if verdict != laneOK {
 			lr.release()
 		}
@@ -153,7 +185,7 @@ func (l *lane) serve(c *parkConn) {
 			return
 		}
 		c.lane.served = true
-		keep, extra := l.serveRequest(c, &v, req, &lr.resp)
+		keep, extra := l.serveRequest(lio, &v, req, &lr.resp)
 		lr.release()
 		n = copy(buf, buf[used:n])
 		if extra >= 0 {
@@ -182,7 +214,8 @@ const (
 // await waits for the first bytes of the next request: up to parkAfter,
 // after which the connection is parked, and never past its idle (or, for a
 // new connection, read_header) timeout.
-func (l *lane) await(c *parkConn, buf []byte) (int, awaitNext) {
+func (l *lane) await(lio *laneIO) (int, awaitNext) {
+	c := lio.c
 	c.lane.waiting.Store(true)
 	defer c.lane.waiting.Store(false)
 	if l.shutting.Load() {
@@ -198,7 +231,7 @@ func (l *lane) await(c *parkConn, buf []byte) (int, awaitNext) {
 		wait = limit
 	}
 	c.TCPConn.SetReadDeadline(wait)
-	m, err := c.rawRead(buf)
+	m, err := lio.read(lio.buf)
 	if m > 0 {
 		return m, awaitRead
 	}
@@ -230,9 +263,10 @@ func (l *lane) headerLimit() time.Duration {
 	return l.lim.ReadTimeout
 }
 
-// readHead parses the request at the start of buf[:*n], reading more while
-// its head is incomplete, within the header timeout.
-func (l *lane) readHead(c *parkConn, lr *laneRequest, buf []byte, n *int) (*http.Request, int, laneParse) {
+// readHead parses the request at the start of lio.buf[:*n], reading more
+// while its head is incomplete, within the header timeout.
+func (l *lane) readHead(lio *laneIO, lr *laneRequest, n *int) (*http.Request, int, laneParse) {
+	buf := lio.buf
 	var deadline time.Time
 	for {
 		req, used, verdict := lr.parse(buf[:*n])
@@ -244,9 +278,9 @@ func (l *lane) readHead(c *parkConn, lr *laneRequest, buf []byte, n *int) (*http
 		}
 		if deadline.IsZero() {
 			deadline = time.Now().Add(l.headerLimit())
-			c.TCPConn.SetReadDeadline(deadline)
+			lio.c.TCPConn.SetReadDeadline(deadline)
 		}
-		m, err := c.rawRead(buf[*n:])
+		m, err := lio.read(buf[*n:])
 		*n += m
 		if m == 0 && err != nil {
 			return nil, 0, laneMore
@@ -257,9 +291,11 @@ func (l *lane) readHead(c *parkConn, lr *laneRequest, buf []byte, n *int) (*http
 // serveRequest runs the handler for req and writes its answer. keep says
 // whether the connection may carry another request; extra is a byte of
 // the next request read while watching the connection, or -1.
-func (l *lane) serveRequest(c *parkConn, v *laneVisit, req *http.Request, w *laneResponse) (keep bool, extra int) {
+func (l *lane) serveRequest(lio *laneIO, v *laneVisit, req *http.Request, w *laneResponse) (keep bool, extra int) {
+	c := lio.c
 	now := time.Now()
-	ctx := &laneCtx{base: v.base, conn: c, extra: -1, slot: sweepSlot{i: -1}}
+	ctx := laneCtxs.Get().(*laneCtx)
+	ctx.base, ctx.conn = v.base, c
 	if l.lim.ReadTimeout > 0 {
 		ctx.readDeadline = now.Add(l.lim.ReadTimeout)
 	}
@@ -268,13 +304,15 @@ func (l *lane) serveRequest(c *parkConn, v *laneVisit, req *http.Request, w *lan
 	if l.lim.WriteTimeout > 0 {
 		c.TCPConn.SetWriteDeadline(now.Add(l.lim.WriteTimeout))
 	}
-	w.start(laneWriter{c}, c.TCPConn, req, &l.shutting)
+	w.start(lio, c.TCPConn, req, &l.shutting)
 	ok := l.call(w, req)
 	if ok {
 		keep = w.finish()
 	}
 	dead := ctx.finish()
-	return keep && !dead, ctx.extra
+	extra = ctx.extra
+	ctx.recycle()
+	return keep && !dead, extra
 }
 
 // call runs the handler; a panic ends the connection, as in net/http.
@@ -355,6 +393,25 @@ type laneCtx struct {
 	dead  bool
 }
 
+// laneCtxs holds request contexts that nobody awaited, for reuse: a kept
+// file's request never asks for Done, and the context was a third of
+// the bytes such a request allocated.
+var laneCtxs = sync.Pool{New: func() any { return newLaneCtx() }}
+
+func newLaneCtx() *laneCtx { return &laneCtx{extra: -1, slot: sweepSlot{i: -1}} }
+
+// recycle gives an ended context back to laneCtxs if nobody awaited it;
+// one that was awaited stays ended for whoever holds it. Every handler of
+// the front is synchronous, so nothing holds an unawaited one after it.
+func (c *laneCtx) recycle() {
+	if !c.Reuse() {
+		return
+	}
+	c.base, c.conn, c.readDeadline = nil, nil, time.Time{}
+	c.finished, c.watching, c.extra, c.dead = false, nil, -1, false
+	laneCtxs.Put(c)
+}
+
 // watchAfter is how long a request runs before its connection is watched
 // for the client leaving. It must be longer than a busy server's usual
 // answer, queueing included (p50 about 5 ms at 64 connections on /time),
@@ -425,7 +482,7 @@ func (c *laneCtx) finish() (dead bool) {
 	return c.dead
 }
 
-// laneWriter writes a lane connection's answers.
+// Write and writeTwo write a lane connection's answers.
 //
 // A write to a loopback or LAN peer runs the peer's receive path inside
 // the system call: 15-20 µs for a 28 KB answer. Go's scheduler takes the
@@ -435,55 +492,58 @@ func (c *laneCtx) finish() (dead bool) {
 // non-blocking, so the lane writes with a raw system call, inside
 // RawConn.Write (which holds the descriptor against a concurrent close),
 // and leaves waiting on a full socket buffer to the poller as before.
-type laneWriter struct{ c *parkConn }
-
-func (lw laneWriter) Write(p []byte) (int, error) {
-	err := lw.writeTwo(p, nil)
+func (lio *laneIO) Write(p []byte) (int, error) {
+	err := lio.writeTwo(p, nil)
 	if err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
 
-func (lw laneWriter) writeTwo(a, b []byte) error {
-	var werr error
-	err := lw.c.raw.Write(func(fd uintptr) bool {
-		for len(a)+len(b) > 0 {
-			var iov [2]syscall.Iovec
-			n := 0
-			for _, p := range [2][]byte{a, b} {
-				if len(p) > 0 {
-					iov[n].Base = &p[0]
-					iov[n].SetLen(len(p))
-					n++
-				}
-			}
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
-			switch e {
-			case 0:
-			case syscall.EAGAIN:
-				return false // the poller waits until the socket drains
-			case syscall.EINTR:
-				continue
-			default:
-				werr = os.NewSyscallError("writev", e)
-				return true
-			}
-			done := int(r)
-			if k := min(done, len(a)); k > 0 {
-				a, done = a[k:], done-k
-			}
-			b = b[done:]
-		}
-		return true
-	})
+func (lio *laneIO) writeTwo(a, b []byte) error {
+	lio.a, lio.b, lio.err = a, b, nil
+	err := lio.c.raw.Write(lio.writeFn)
+	lio.a, lio.b = nil, nil
 	if err != nil {
 		return err
 	}
-	return werr
+	return lio.err
 }
 
-// rawRead reads from the lane connection c with a raw system call, inside
+// writeRaw is writeTwo's RawConn callback: false asks the poller to wait
+// until the socket drains.
+func (lio *laneIO) writeRaw(fd uintptr) bool {
+	for len(lio.a)+len(lio.b) > 0 {
+		var iov [2]syscall.Iovec
+		n := 0
+		for _, p := range [2][]byte{lio.a, lio.b} {
+			if len(p) > 0 {
+				iov[n].Base = &p[0]
+				iov[n].SetLen(len(p))
+				n++
+			}
+		}
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+		switch e {
+		case 0:
+		case syscall.EAGAIN:
+			return false
+		case syscall.EINTR:
+			continue
+		default:
+			lio.err = os.NewSyscallError("writev", e)
+			return true
+		}
+		done := int(r)
+		if k := min(done, len(lio.a)); k > 0 {
+			lio.a, done = lio.a[k:], done-k
+		}
+		lio.b = lio.b[done:]
+	}
+	return true
+}
+
+// read reads from the lane connection with a raw system call, inside
 // RawConn.Read, which waits on the poller (and the read deadline) when
 // nothing has arrived.
 //
@@ -497,33 +557,37 @@ func (lw laneWriter) writeTwo(a, b []byte) error {
 // a cached static request enters no system call the scheduler sees.
 // The socket is non-blocking, so a raw read never holds the processor
 // longer than the copy.
-func (c *parkConn) rawRead(p []byte) (int, error) {
+func (lio *laneIO) read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var rerr error
-	err := c.raw.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case 0:
-				if n = int(r); n == 0 {
-					rerr = io.EOF
-				}
-				return true
-			case syscall.EAGAIN:
-				return false // the poller waits for data or the deadline
-			case syscall.EINTR:
-				continue
-			default:
-				rerr = os.NewSyscallError("read", e)
-				return true
-			}
-		}
-	})
+	lio.a, lio.n, lio.err = p, 0, nil
+	err := lio.c.raw.Read(lio.readFn)
+	lio.a = nil
 	if err != nil {
 		return 0, err
 	}
-	return n, rerr
+	return lio.n, lio.err
+}
+
+// readRaw is read's RawConn callback: false asks the poller to wait for
+// data or the deadline.
+func (lio *laneIO) readRaw(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&lio.a[0])), uintptr(len(lio.a)))
+		switch e {
+		case 0:
+			if lio.n = int(r); lio.n == 0 {
+				lio.err = io.EOF
+			}
+			return true
+		case syscall.EAGAIN:
+			return false
+		case syscall.EINTR:
+			continue
+		default:
+			lio.err = os.NewSyscallError("read", e)
+			return true
+		}
+	}
 }

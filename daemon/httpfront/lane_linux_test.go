@@ -11,18 +11,21 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/socketd/socketd/sdk"
 	"golang.org/x/sys/unix"
 )
 
 // serveFront serves h through the front (and so its fast lane) on a
 // loopback port until the test ends.
-func serveFront(t *testing.T, lim Limits, h http.Handler) (*Server, string) {
+func serveFront(t testing.TB, lim Limits, h http.Handler) (*Server, string) {
 	t.Helper()
 	srv := NewServer("web", lim, h, nil, slog.New(slog.DiscardHandler))
 	ln := listen(t)
@@ -267,7 +270,7 @@ func TestLaneWriterSurvivesAFullSocket(t *testing.T) {
 	a := bytes.Repeat([]byte("head-"), 20000)
 	b := bytes.Repeat([]byte("0123456789"), 3<<20)
 	written := make(chan error, 1)
-	go func() { written <- laneWriter{pc}.writeTwo(a, b) }()
+	go func() { lio := newLaneIO(pc); defer lio.release(); written <- lio.writeTwo(a, b) }()
 	time.Sleep(50 * time.Millisecond) // let the socket fill up
 	got := make([]byte, len(a)+len(b))
 	if _, err := io.ReadFull(client, got); err != nil {
@@ -343,4 +346,77 @@ func TestLaneEnforcesTheHeaderTimeout(t *testing.T) {
 			t.Errorf("after %q: read %q, %v; want the connection closed", start, b, err)
 		}
 	}
+}
+
+// BenchmarkLaneKeptFile is a whole kept-file request on a keep-alive
+// connection through the front: the lane's read and parse, the request's
+// context, the front's record, the file's identity check and the writev.
+// Its allocations are the server's (the client's loop makes none); they
+// set how often the collector stops the world under load.
+func BenchmarkLaneKeptFile(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "a.txt")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("x"), 1000), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fc := &fileCache{settle: time.Nanosecond}
+	fc.put("/a.txt", nil, nil, sdk.FileFor(path, fi))
+	e := fc.get("/a.txt")
+	_, addr := serveFront(b, Limits{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !fc.serve(w, r, "/a.txt", e) {
+			http.Error(w, "the file is not kept", http.StatusInternalServerError)
+		}
+	}))
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	req := []byte("GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+	// The first answer keeps the file's bytes; the next gives the
+	// answer's length, the same for every answer after (Date's is fixed).
+	var size int
+	for range 2 {
+		if _, err := conn.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		size = rawAnswerSize(b, conn)
+	}
+	buf := make([]byte, size)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := conn.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(conn, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if !bytes.HasPrefix(buf, []byte("HTTP/1.1 200 OK\r\n")) || !bytes.HasSuffix(buf, bytes.Repeat([]byte("x"), 100)) {
+		b.Fatalf("the last answer: %q", buf)
+	}
+}
+
+// rawAnswerSize reads one answer from c byte by byte (so nothing of the
+// next is read) and returns its length, head and body.
+func rawAnswerSize(b *testing.B, c net.Conn) int {
+	var head []byte
+	one := make([]byte, 1)
+	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+		if _, err := c.Read(one); err != nil {
+			b.Fatal(err)
+		}
+		head = append(head, one[0])
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), nil)
+	if err != nil || resp.StatusCode != http.StatusOK || resp.ContentLength < 0 {
+		b.Fatalf("answer %q: %v", head, err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, resp.ContentLength)); err != nil {
+		b.Fatal(err)
+	}
+	return len(head) + int(resp.ContentLength)
 }

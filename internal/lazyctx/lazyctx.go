@@ -29,6 +29,9 @@ type Cancel struct {
 	// tie made at the first Done.
 	parent     context.Context
 	stopParent func() bool
+	// awaited: someone asked for Done or AfterFunc while it lived, and
+	// may still be told it ended (Reuse).
+	awaited bool
 }
 
 // Under makes the context end when parent does, as a context derived from
@@ -56,6 +59,7 @@ func (c *Cancel) DoneFirst() (ch <-chan struct{}, first bool) {
 		return closedDone, false
 	}
 	c.done = make(chan struct{})
+	c.awaited = true
 	done := c.done
 	c.mu.Unlock()
 	if c.parent != nil {
@@ -117,6 +121,7 @@ func (c *Cancel) AfterFunc(f func()) (stop func() bool) {
 		go f()
 		return func() bool { return false }
 	}
+	c.awaited = true
 	i := len(c.afters)
 	c.afters = append(c.afters, f)
 	return func() bool {
@@ -157,5 +162,21 @@ func (c *Cancel) End(err error) bool {
 			go f()
 		}
 	}
+	return true
+}
+
+// Reuse makes an ended context that nobody awaited live again, for its
+// owner to hand out anew, and reports whether it did. One that was
+// awaited (Done or AfterFunc while it lived) stays ended: whoever holds
+// its channel or registered a function must see it end and stay ended.
+// The owner must know that nothing holds an unawaited one any more, as a
+// holder's Err would read nil again.
+func (c *Cancel) Reuse() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil || c.awaited || c.parent != nil {
+		return false
+	}
+	c.err, c.done, c.afters, c.stopParent = nil, nil, nil, nil
 	return true
 }

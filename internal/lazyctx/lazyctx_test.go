@@ -136,3 +136,48 @@ func TestUnderAParent(t *testing.T) {
 		t.Fatal("a first Done under an ended parent is open")
 	}
 }
+
+// Only an ended context that nobody awaited is made live again: a Done
+// channel handed out or a function registered must see the end for good.
+func TestReuseOnlyWhatNobodyAwaited(t *testing.T) {
+	c := new(testCtx)
+	if c.Reuse() {
+		t.Fatal("a live context was reused")
+	}
+	c.End(nil)
+	if !c.Reuse() || c.Err() != nil {
+		t.Fatalf("an ended, unawaited context was not made live: err %v", c.Err())
+	}
+	if ch, first := c.DoneFirst(); !first || ended(ch) {
+		t.Fatal("a reused context must be live, with a channel of its own")
+	}
+
+	awaited := new(testCtx)
+	ch := awaited.Done()
+	awaited.End(nil)
+	if awaited.Reuse() || !ended(ch) || awaited.Err() == nil {
+		t.Fatal("a context whose Done was handed out was reused")
+	}
+
+	registered := new(testCtx)
+	registered.AfterFunc(func() {})
+	registered.End(nil)
+	if registered.Reuse() || registered.Err() == nil {
+		t.Fatal("a context with an AfterFunc was reused")
+	}
+
+	derived := new(testCtx)
+	_, cancel := context.WithCancel(derived)
+	defer cancel()
+	derived.End(nil)
+	if derived.Reuse() {
+		t.Fatal("a context with a derived context was reused")
+	}
+
+	under := new(testCtx)
+	under.Under(context.Background())
+	under.End(nil)
+	if under.Reuse() {
+		t.Fatal("a context under a parent was reused")
+	}
+}
