@@ -26,6 +26,7 @@ type Route struct {
 // does the matching: wildcards, precedence, 404, and 405 with Allow.
 type Table struct {
 	muxes map[string]*http.ServeMux
+	memos map[string]*routeMemo
 
 	inflight atomic.Int64
 	mu       sync.Mutex
@@ -37,9 +38,13 @@ type Table struct {
 // ServeMux rejects is returned as an error (config validation reports it
 // earlier, with its position).
 func NewTable(listeners []string, routes []Route) (t *Table, err error) {
-	t = &Table{muxes: make(map[string]*http.ServeMux, len(listeners))}
+	t = &Table{
+		muxes: make(map[string]*http.ServeMux, len(listeners)),
+		memos: make(map[string]*routeMemo, len(listeners)),
+	}
 	for _, l := range listeners {
 		t.muxes[l] = http.NewServeMux()
+		t.memos[l] = new(routeMemo)
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -96,7 +101,7 @@ func (r *Router) Handler(listener string) http.Handler {
 			http.NotFound(w, req)
 			return
 		}
-		mux.ServeHTTP(w, req)
+		t.memos[listener].serve(mux, w, req)
 	})
 }
 
