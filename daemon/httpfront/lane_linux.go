@@ -116,6 +116,9 @@ type laneState struct {
 type laneVisit struct {
 	base   context.Context // the requests' contexts derive from it
 	remote string
+	// lastHead is the previous request's head text, for the next parse
+	// to reuse (laneRequest.head).
+	lastHead string
 }
 
 // start serves c in the lane, on a goroutine of its own.
@@ -168,6 +171,7 @@ func (l *lane) serve(c *parkConn) {
 			n = m
 		}
 		lr := laneRequests.Get().(*laneRequest)
+		lr.head = v.lastHead
 		req, used, verdict := l.readHead(lio, lr, &n)
 		if verdict != laneOK {
 			lr.release()
@@ -185,6 +189,7 @@ func (l *lane) serve(c *parkConn) {
 			return
 		}
 		c.lane.served = true
+		v.lastHead = lr.head
 		keep, extra := l.serveRequest(lio, &v, req, &lr.resp)
 		lr.release()
 		n = copy(buf, buf[used:n])

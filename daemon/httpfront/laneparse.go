@@ -73,6 +73,12 @@ type laneRequest struct {
 	header http.Header
 	values []string
 	url    url.URL
+	// head is the text of the request's head once parsed. Set before
+	// parse to the head of the connection's previous request, it is
+	// reused when the new head is the same: clients on a kept-alive
+	// connection often repeat themselves (polls, health checks, load
+	// generators), and then a request allocates nothing.
+	head string
 	// resp writes the request's answer; its header map is reused as well.
 	resp laneResponse
 }
@@ -91,6 +97,7 @@ func (lr *laneRequest) reset() {
 	clear(lr.values)
 	lr.req = http.Request{}
 	lr.url = url.URL{}
+	lr.head = ""
 	h := lr.resp.header
 	clear(h)
 	lr.resp = laneResponse{header: h}
@@ -109,8 +116,14 @@ func (lr *laneRequest) parse(b []byte) (*http.Request, int, laneParse) {
 	// A bare CR or LF inside a complete head is a control byte in a name,
 	// a value or the request line, which the checks below decline.
 	// One string holds the whole head; every name and value is a slice
-	// of it, so a request costs one allocation for all its text.
-	head := string(b[:end+2])
+	// of it, so a request costs one allocation for all its text, and none
+	// when it repeats the head lr was given (the comparison allocates
+	// nothing).
+	head := lr.head
+	if head != string(b[:end+2]) {
+		head = string(b[:end+2])
+	}
+	lr.head = head
 
 	line, rest, _ := strings.Cut(head, "\r\n")
 	var method string

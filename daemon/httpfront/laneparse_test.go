@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -359,5 +360,33 @@ func TestReusedLaneResponseStartsClean(t *testing.T) {
 	if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || strings.Contains(got, "X-First") || strings.Contains(got, "chunked") ||
 		!strings.Contains(got, "Content-Length: 6\r\n") || !strings.HasSuffix(got, "\r\n\r\nsecond") {
 		t.Fatalf("second answer:\n%s", got)
+	}
+}
+
+// A repeated head reuses the connection's previous head text; a different
+// one, even of the same length, is read afresh.
+func TestLaneParseReusesARepeatedHead(t *testing.T) {
+	first := "GET /a HTTP/1.1\r\nHost: one\r\n\r\n"
+	lr := new(laneRequest)
+	if _, _, v := lr.parse([]byte(first)); v != laneOK {
+		t.Fatalf("first request: verdict %d", v)
+	}
+	prev := lr.head
+
+	lr.reset()
+	lr.head = prev
+	req, _, v := lr.parse([]byte(first))
+	if v != laneOK || unsafe.StringData(lr.head) != unsafe.StringData(prev) {
+		t.Fatalf("the same head was not reused (verdict %d)", v)
+	}
+	if req.URL.Path != "/a" || req.Host != "one" {
+		t.Fatalf("repeated request: path %q host %q", req.URL.Path, req.Host)
+	}
+
+	lr.reset()
+	lr.head = prev
+	req, _, v = lr.parse([]byte("GET /b HTTP/1.1\r\nHost: two\r\n\r\n"))
+	if v != laneOK || req.URL.Path != "/b" || req.Host != "two" || unsafe.StringData(lr.head) == unsafe.StringData(prev) {
+		t.Fatalf("other request: verdict %d path %q host %q", v, req.URL.Path, req.Host)
 	}
 }
