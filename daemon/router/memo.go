@@ -13,6 +13,11 @@ import (
 // without a memo costs.
 const memoLimit = 4096
 
+// memoKeyMax bounds what one answer's key may hold (method, Host and
+// path together), so that a full memo holds about 1 MB of keys, whatever
+// the clients send. Longer requests are matched each time.
+const memoKeyMax = 256
+
 // routeMemo remembers which route answers a method, Host and path on one
 // listener. ServeMux's matching allocates on every request (the wildcard
 // slots it fills, the "/"-appended retry of a pattern that ends in a
@@ -70,7 +75,7 @@ func (m *routeMemo) serve(mux *http.ServeMux, w http.ResponseWriter, r *http.Req
 		mux.ServeHTTP(w, r)
 		return
 	}
-	if servesDirectly(pattern, path) {
+	if len(key.method)+len(key.host)+len(key.path) <= memoKeyMax && servesDirectly(pattern, path) {
 		m.put(key, routeHit{h, pattern})
 	}
 	// What ServeMux.ServeHTTP does for a pattern without named wildcards,

@@ -138,6 +138,12 @@ func TestMemoStaysBounded(t *testing.T) {
 	if n := len(m.m); n == 0 || n > memoLimit {
 		t.Fatalf("memo holds %d answers, want 1..%d", n, memoLimit)
 	}
+	// A long path is matched each time, not kept.
+	table.memos["web"] = new(routeMemo)
+	serve(h, "/"+strings.Repeat("a", memoKeyMax))
+	if n := len(table.memos["web"].m); n != 0 {
+		t.Fatalf("a path longer than memoKeyMax was kept (%d answers)", n)
+	}
 	// And it still answers (httptest's requests are for example.com).
 	if _, body := serve(h, "/exact"); !strings.HasPrefix(body, "web:GET example.com/exact ") {
 		t.Fatalf("after starting over: %q", body)
