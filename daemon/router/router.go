@@ -23,7 +23,8 @@ type Route struct {
 }
 
 // Table maps each listener to its request multiplexer. net/http's ServeMux
-// does the matching: wildcards, precedence, 404, and 405 with Allow.
+// does the matching: wildcards, precedence, 404, and 405 with Allow; each
+// listener's routeMemo (memo.go) remembers its answers for plain routes.
 type Table struct {
 	muxes map[string]*http.ServeMux
 	memos map[string]*routeMemo
