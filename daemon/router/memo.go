@@ -32,6 +32,9 @@ type routeMemo struct {
 
 type routeKey struct{ method, host, path string }
 
+// routeHit is a remembered answer: the route's handler and pattern, or
+// no handler for a route with named wildcards, whose PathValues only
+// ServeMux.ServeHTTP can set; the memo then spares only the first match.
 type routeHit struct {
 	handler http.Handler
 	pattern string
@@ -65,17 +68,26 @@ func (m *routeMemo) serve(mux *http.ServeMux, w http.ResponseWriter, r *http.Req
 	path := r.URL.EscapedPath()
 	key := routeKey{r.Method, r.Host, path}
 	if hit, ok := m.get(key); ok {
+		if hit.handler == nil {
+			mux.ServeHTTP(w, r)
+			return
+		}
 		r.Pattern = hit.pattern
 		hit.handler.ServeHTTP(w, r)
 		return
 	}
 	h, pattern := mux.Handler(r)
+	keep := len(key.method)+len(key.host)+len(key.path) <= memoKeyMax
 	if hasNamedWildcard(pattern) {
-		// Only ServeMux.ServeHTTP can give the handler its PathValues.
+		// Whatever ServeMux answers for these (the route, or a redirect),
+		// it answers the same each time.
+		if keep {
+			m.put(key, routeHit{pattern: pattern})
+		}
 		mux.ServeHTTP(w, r)
 		return
 	}
-	if len(key.method)+len(key.host)+len(key.path) <= memoKeyMax && servesDirectly(pattern, path) {
+	if keep && servesDirectly(pattern, path) {
 		m.put(key, routeHit{h, pattern})
 	}
 	// What ServeMux.ServeHTTP does for a pattern without named wildcards,
@@ -93,12 +105,12 @@ func hasNamedWildcard(pattern string) bool {
 // servesDirectly reports whether pattern, which ServeMux chose for the
 // escaped request path, answers that path itself rather than through a
 // redirect (to the cleaned path, or to the path with a slash added).
-// Only plain patterns count: no named wildcards, no escapes. It may say
-// no where ServeMux would serve directly; such requests are just not
-// remembered.
+// Only patterns without escapes count (serve has sent those with named
+// wildcards to ServeMux already). It may say no where ServeMux would
+// serve directly; such requests are just not remembered.
 func servesDirectly(pattern, path string) bool {
-	if pattern == "" || hasNamedWildcard(pattern) || strings.Contains(pattern, "%") {
-		return false // no route (404, 405), or one the memo leaves alone
+	if pattern == "" || strings.Contains(pattern, "%") {
+		return false // no route (404, 405), or one with escapes
 	}
 	if !isCleanPath(path) {
 		return false

@@ -150,6 +150,24 @@ func TestMemoStaysBounded(t *testing.T) {
 	}
 }
 
+// A route with named wildcards is remembered as ServeMux's to answer, so
+// its requests are matched once, not twice, and still get their values.
+func TestMemoSendsWildcardRoutesToServeMux(t *testing.T) {
+	table, _ := memoTables(t)
+	var r Router
+	r.Swap(table)
+	h := r.Handler("web")
+	for range 2 {
+		if _, body := serve(h, "http://127.0.0.1/items/7"); !strings.Contains(body, `id="7"`) {
+			t.Fatalf("the route's value: %q", body)
+		}
+	}
+	hit, ok := table.memos["web"].get(routeKey{"GET", "127.0.0.1", "/items/7"})
+	if !ok || hit.handler != nil || hit.pattern != "GET /items/{id}" {
+		t.Fatalf("remembered %+v, %v; want ServeMux's answer for GET /items/{id}", hit, ok)
+	}
+}
+
 // BenchmarkRouteKeptPath is a hot static path on a catch-all route: once
 // remembered it should cost no allocation.
 func BenchmarkRouteKeptPath(b *testing.B) {
