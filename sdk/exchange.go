@@ -39,6 +39,10 @@ type exchangeCall struct {
 	req *pluginpb.HTTPRequestFrame
 	x   *exchangeServer
 
+	// out wraps the call's response frames, one at a time: the handler
+	// sends them in turn, and each is marshalled before Send returns.
+	out pluginpb.ExchangeFrame
+
 	mu sync.Mutex
 	// credit counts the response frames the call may still send; a Send
 	// without credit waits on creditCame.
@@ -126,8 +130,7 @@ func (c *exchangeCall) serve() {
 		delete(c.x.calls, c.id)
 		c.x.mu.Unlock()
 		c.End(nil)
-		clear(w.header)
-		*w = responseWriter{header: w.header}
+		w.recycle()
 		responseWriters.Put(w)
 	}()
 	head := c.req.GetHead()
@@ -186,7 +189,10 @@ func (c *exchangeCall) Send(f *pluginpb.HTTPResponseFrame) error {
 	}
 	c.credit--
 	c.mu.Unlock()
-	return c.x.send(&pluginpb.ExchangeFrame{Id: c.id, Response: f})
+	c.out.Id, c.out.Response = c.id, f
+	err := c.x.send(&c.out)
+	c.out.Response = nil
+	return err
 }
 
 func (x *exchangeServer) send(f *pluginpb.ExchangeFrame) error {

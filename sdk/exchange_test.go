@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
@@ -29,8 +30,10 @@ func (p *pipeExchange) Recv() (*pluginpb.ExchangeFrame, error) {
 	return f, nil
 }
 
+// Send passes on a copy, as gRPC passes on the bytes it marshals before
+// Send returns: the SDK reuses a frame for the next one.
 func (p *pipeExchange) Send(f *pluginpb.ExchangeFrame) error {
-	p.out <- f
+	p.out <- proto.Clone(f).(*pluginpb.ExchangeFrame)
 	return nil
 }
 

@@ -114,6 +114,17 @@ func valuesOf(head *pluginpb.HTTPRequest) requestValues {
 	return requestValues{route: head.GetRoute(), listener: head.GetListener()}
 }
 
+// valuesContext is a request context the SDK made (a requestCtx, an
+// exchangeCall), whose values RouteID and Listener read directly: through
+// Value, each string would be boxed, an allocation per request. A context
+// a handler derived from it answers through Value, as any context does.
+type valuesContext interface {
+	context.Context
+	values() *requestValues
+}
+
+func (v *requestValues) values() *requestValues { return v }
+
 func (v *requestValues) value(key any) (any, bool) {
 	switch key.(type) {
 	case routeKey:
@@ -192,6 +203,34 @@ type responseWriter struct {
 	buf         []byte
 	file        *pluginpb.FileAnswer
 	err         error
+
+	// The messages a response is sent as, reused by each send: a Send
+	// marshals its frame before it returns. With the writers' pool, that
+	// saves an allocation per message, header and body on every request.
+	frame   pluginpb.HTTPResponseFrame
+	head    pluginpb.HTTPResponse
+	headers []pluginpb.Header
+	heads   []*pluginpb.Header
+}
+
+// keptBodyBuffer bounds the body buffer a writer keeps for its next
+// response: a large answer's buffer goes to the collector rather than
+// staying with a pooled writer.
+const keptBodyBuffer = 16 << 10
+
+// recycle readies w for another request, keeping its header map, buffers
+// and messages but nothing they pointed to.
+func (w *responseWriter) recycle() {
+	clear(w.header)
+	clear(w.headers)
+	clear(w.heads)
+	buf := w.buf[:0]
+	if cap(buf) > keptBodyBuffer {
+		buf = nil
+	}
+	w.stream, w.status, w.wroteHeader, w.headSent, w.buf, w.file, w.err = nil, 0, false, false, buf, nil, nil
+	w.frame.Head, w.frame.Body, w.frame.End = nil, nil, false
+	w.head.Status, w.head.Headers, w.head.File = 0, nil, nil
 }
 
 func (w *responseWriter) Header() http.Header { return w.header }
@@ -209,7 +248,13 @@ func (w *responseWriter) WriteHeader(code int) {
 	w.status = code
 }
 
-func (w *responseWriter) Write(p []byte) (int, error) {
+func (w *responseWriter) Write(p []byte) (int, error) { return writeBody(w, p) }
+
+// WriteString is Write without copying s to a []byte first (io.WriteString
+// and fmt.Fprint use it).
+func (w *responseWriter) WriteString(s string) (int, error) { return writeBody(w, s) }
+
+func writeBody[B string | []byte](w *responseWriter, p B) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
@@ -243,13 +288,15 @@ func (w *responseWriter) send(end bool) error {
 	if w.err != nil {
 		return w.err
 	}
-	f := &pluginpb.HTTPResponseFrame{Body: w.buf, End: end}
+	f := &w.frame
+	f.Head, f.Body, f.End = nil, w.buf, end
 	if !w.headSent {
-		f.Head = &pluginpb.HTTPResponse{Status: int32(w.status), Headers: headersToProto(w.header), File: w.file}
+		w.head.Status, w.head.Headers, w.head.File = int32(w.status), w.headersToProto(), w.file
+		f.Head = &w.head
 		w.headSent = true
 	}
 	w.err = w.stream.Send(f)
-	w.buf = w.buf[:0:0]
+	w.buf = w.buf[:0]
 	return w.err
 }
 
@@ -267,13 +314,18 @@ func (w *responseWriter) reset(code int) {
 	w.status, w.wroteHeader = code, true
 }
 
-func headersToProto(h http.Header) []*pluginpb.Header {
-	out := make([]*pluginpb.Header, 0, len(h))
-	all := make([]pluginpb.Header, len(h)) // one allocation for them all
+// headersToProto is the header map as the head's messages, in w's reused
+// slices.
+func (w *responseWriter) headersToProto() []*pluginpb.Header {
+	if n := len(w.header); cap(w.headers) < n {
+		w.headers = make([]pluginpb.Header, n)
+		w.heads = make([]*pluginpb.Header, n)
+	}
+	out := w.heads[:0]
 	i := 0
-	for k, v := range h {
-		all[i].Name, all[i].Values = k, v
-		out = append(out, &all[i])
+	for k, v := range w.header {
+		w.headers[i].Name, w.headers[i].Values = k, v
+		out = append(out, &w.headers[i])
 		i++
 	}
 	return out

@@ -51,6 +51,9 @@ type (
 // RouteID returns the id of the route ("GET /pattern", as written in
 // config.hcl and listed in Config.Routes) that r came through.
 func RouteID(r *http.Request) string {
+	if c, ok := r.Context().(valuesContext); ok {
+		return c.values().route
+	}
 	id, _ := r.Context().Value(routeKey{}).(string)
 	return id
 }
@@ -64,6 +67,9 @@ func WithRouteID(r *http.Request, id string) *http.Request {
 // Listener returns the name of the listener (listener "NAME" in
 // config.hcl) that accepted r's connection.
 func Listener(r *http.Request) string {
+	if c, ok := r.Context().(valuesContext); ok {
+		return c.values().listener
+	}
 	name, _ := r.Context().Value(listenerKey{}).(string)
 	return name
 }

@@ -185,8 +185,15 @@ func servePprof(addr string) {
 			http.NotFound(w, r)
 			return
 		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		p.WriteTo(w, 0)
+		// ?debug=1 is text (the heap profile's ends with the runtime's
+		// memory statistics), as net/http/pprof serves it.
+		debug, _ := strconv.Atoi(r.URL.Query().Get("debug"))
+		if debug > 0 {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		} else {
+			w.Header().Set("Content-Type", "application/octet-stream")
+		}
+		p.WriteTo(w, debug)
 	})
 	slog.Info("pprof listening", "address", ln.Addr().String())
 	go http.Serve(ln, mux)

@@ -91,8 +91,10 @@ func (p *timeserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = append(body, '\n')
 		h.Set("Content-Type", "application/json")
 	} else {
-		body = p.text(t)
+		a := p.text(t)
+		body = a.body
 		h["Content-Type"] = textPlain
+		h["Content-Length"] = a.length
 	}
 	write(w, r, http.StatusOK, body)
 }
@@ -102,18 +104,21 @@ type textAnswer struct {
 	zone *time.Location
 	sec  int64
 	body []byte // shared: written, never changed
+	// length is body's Content-Length header value, shared the same way.
+	length []string
 }
 
 // text is t's plain-text answer, formatted once a second per zone (the
 // layout has whole seconds): the formatting was a sixth of the plugin's
 // work for a request.
-func (p *timeserver) text(t time.Time) []byte {
+func (p *timeserver) text(t time.Time) *textAnswer {
 	if a := p.lastText.Load(); a != nil && a.zone == t.Location() && a.sec == t.Unix() {
-		return a.body
+		return a
 	}
-	a := &textAnswer{zone: t.Location(), sec: t.Unix(), body: append(t.AppendFormat(make([]byte, 0, 48), textLayout), '\n')}
+	body := append(t.AppendFormat(make([]byte, 0, 48), textLayout), '\n')
+	a := &textAnswer{zone: t.Location(), sec: t.Unix(), body: body, length: []string{strconv.Itoa(len(body))}}
 	p.lastText.Store(a)
-	return a.body
+	return a
 }
 
 // negotiate decides between text and JSON: ?format= wins, then Accept,
@@ -268,7 +273,9 @@ func writeError(w http.ResponseWriter, r *http.Request, asJSON bool, status int,
 // write sends body with its length; a HEAD answer keeps the length and
 // drops the bytes, so they do not cross the plugin connection.
 func write(w http.ResponseWriter, r *http.Request, status int, body []byte) {
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if _, set := w.Header()["Content-Length"]; !set {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)

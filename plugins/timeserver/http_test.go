@@ -446,7 +446,7 @@ func TestTextAnswerFollowsZoneAndSecond(t *testing.T) {
 		{base.Add(time.Second).In(time.FixedZone("UTC", 0)), "Wed, 01 Jul 2026 12:00:01 +0000 (UTC)\n"},
 		{base.Add(time.Second).In(time.FixedZone("X", 3600)), "Wed, 01 Jul 2026 13:00:01 +0100 (X)\n"},
 	} {
-		if got := string(p.text(c.t)); got != c.want {
+		if got := string(p.text(c.t).body); got != c.want {
 			t.Errorf("%v: %q, want %q", c.t, got, c.want)
 		}
 	}
