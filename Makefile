@@ -42,13 +42,18 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 # vtprotobuf's generator, at the version go.mod holds for its runtime:
 # plain-Go marshal/unmarshal/size methods (sdk/proto/codec.go uses them).
 PROTOC_GEN_VTPROTO := github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@v0.6.1-0.20240319094008-0393e58bdf10
+# Heads whose headers decode into Header messages made ready beforehand
+# (sdk/proto/arena.go): marked so, vtprotobuf's decoder fills the ones a
+# repeated field already holds instead of allocating each.
+VTPROTO_REUSE := ,pool=github.com/socketd/socketd/sdk/proto.HTTPRequest,pool=github.com/socketd/socketd/sdk/proto.HTTPResponse
+
 proto:
 	GOBIN=$(CURDIR)/.tools $(GO) install $(PROTOC_GEN_GO)
 	GOBIN=$(CURDIR)/.tools $(GO) install $(PROTOC_GEN_GO_GRPC)
 	GOBIN=$(CURDIR)/.tools $(GO) install $(PROTOC_GEN_VTPROTO)
 	cd sdk/proto && PATH="$(CURDIR)/.tools:$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
-		--go-vtproto_out=. --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+unmarshal_unsafe+size socketd.proto
+		--go-vtproto_out=. --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+unmarshal_unsafe+size$(VTPROTO_REUSE) socketd.proto
 
 clean:
 	rm -rf $(BIN) .tools

@@ -43,11 +43,12 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	}
 	size := m.SizeVT()
 	if mem.IsBelowBufferPoolingThreshold(size) {
-		buf := make([]byte, size)
-		if _, err := m.MarshalToSizedBufferVT(buf); err != nil {
+		s := &smallMessage{data: make(mem.SliceBuffer, size)}
+		if _, err := m.MarshalToSizedBufferVT(s.data); err != nil {
 			return nil, err
 		}
-		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
+		s.slice[0] = &s.data
+		return s.slice[:], nil
 	}
 	pool := mem.DefaultBufferPool()
 	buf := pool.Get(size)
@@ -58,9 +59,19 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 }
 
+// smallMessage holds an encoded message too small for gRPC's buffer pool
+// and the one-buffer slice that carries it, in one allocation: boxed as
+// an interface, a SliceBuffer (three words) and the slice's array would
+// be two more, for every message sent.
+type smallMessage struct {
+	data  mem.SliceBuffer
+	slice [1]mem.Buffer
+}
+
 // Unmarshal replaces v's content, as proto.Unmarshal does (UnmarshalVT
-// alone would merge). The message's bytes are copied once, into a slice of
-// their own that nothing else writes to, and decoded without copying again
+// alone would merge). The message's bytes are in a slice of their own that
+// nothing else writes to (copied there once, unless gRPC's buffer is
+// already such a slice), and decoded without copying again
 // (vtprotobuf's unsafe unmarshal): every string and bytes field points into
 // that slice, where the safe unmarshal made one allocation per field (a
 // response's header names and values, a request's method, path, query...).
@@ -74,5 +85,24 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if r, ok := v.(interface{ Reset() }); ok {
 		r.Reset()
 	}
-	return m.UnmarshalVTUnsafe(data.Materialize())
+	var b []byte
+	if sb, ok := onlyBuffer(data).(mem.SliceBuffer); ok {
+		// A message that came in one small frame: gRPC read it into a
+		// slice made for that frame, which it never pools (a
+		// SliceBuffer's Free does nothing), so nothing writes to it
+		// again. Decoded in place, without the copy.
+		b = sb
+	} else {
+		b = data.Materialize()
+	}
+	prepare(v, b) // arena.go
+	return m.UnmarshalVTUnsafe(b)
+}
+
+// onlyBuffer is data's one buffer, or nil if it has none or several.
+func onlyBuffer(data mem.BufferSlice) mem.Buffer {
+	if len(data) != 1 {
+		return nil
+	}
+	return data[0]
 }

@@ -104,16 +104,23 @@ func TestCodecMatchesProto(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			back = mt.New().Interface()
-			fill(r, back.ProtoReflect(), 1) // decoding replaces, as proto.Unmarshal does
-			err = c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(std)}, back)
-			// gRPC reuses the buffer once Unmarshal returns: nothing
-			// decoded may point into it.
-			for i := range std {
-				std[i] = 0xff
-			}
-			if err != nil || !proto.Equal(msg, back) {
-				t.Fatalf("%s: the codec decodes proto's bytes to %v (%v), want %v", mt.Descriptor().FullName(), back, err, msg)
+			// A small frame's bytes come as a SliceBuffer, which gRPC
+			// never reuses; a pooled buffer goes back to its pool once
+			// Unmarshal returns, so nothing decoded may point into it.
+			pooled := make([]byte, len(std), 4096)
+			copy(pooled, std)
+			for _, in := range []mem.Buffer{mem.SliceBuffer(std), mem.NewBuffer(&pooled, mem.DefaultBufferPool())} {
+				back = mt.New().Interface()
+				fill(r, back.ProtoReflect(), 1) // decoding replaces, as proto.Unmarshal does
+				err = c.Unmarshal(mem.BufferSlice{in}, back)
+				if _, reused := in.(mem.SliceBuffer); !reused {
+					for i := range pooled {
+						pooled[i] = 0xff
+					}
+				}
+				if err != nil || !proto.Equal(msg, back) {
+					t.Fatalf("%s: the codec decodes proto's bytes (%T) to %v (%v), want %v", mt.Descriptor().FullName(), in, back, err, msg)
+				}
 			}
 		}
 		return true
@@ -140,6 +147,11 @@ func FuzzCodecDecodesAsProto(f *testing.F) {
 		}}},
 		&ExchangeFrame{Id: 3, Credit: 2},
 		&ExchangeFrame{Id: 3, Cancel: true},
+		// More headers than an arena holds in place, and values beyond
+		// the one it has room for.
+		&ExchangeFrame{Id: 9, Response: &HTTPResponseFrame{Head: &HTTPResponse{Status: 200, Headers: manyHeaders(11, 2)}}},
+		&HTTPResponseFrame{Head: &HTTPResponse{Status: 204, Headers: manyHeaders(3, 3)}},
+		&HTTPRequestFrame{Head: &HTTPRequest{Method: "GET", Headers: manyHeaders(9, 2)}},
 	} {
 		b, err := proto.Marshal(m)
 		if err != nil {
@@ -148,26 +160,80 @@ func FuzzCodecDecodesAsProto(f *testing.F) {
 		f.Add(b)
 	}
 	c := codec{}
+	// The messages the codec decodes with a prepared arena (arena.go).
+	frames := []func() proto.Message{
+		func() proto.Message { return new(ExchangeFrame) },
+		func() proto.Message { return new(HTTPResponseFrame) },
+		func() proto.Message { return new(HTTPRequestFrame) },
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		want := new(ExchangeFrame)
-		if proto.Unmarshal(b, want) != nil {
-			return
-		}
-		got := new(ExchangeFrame)
-		err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got)
-		if hasUnknown(want.ProtoReflect()) {
-			// Unknown fields keep the input's bytes, which the runtime
-			// may re-encode (a tag's varint shortened); compare the rest.
-			if err != nil {
-				return
+		for _, newFrame := range frames {
+			want := newFrame()
+			if proto.Unmarshal(b, want) != nil {
+				continue
 			}
-			eachMessage(got.ProtoReflect(), func(m protoreflect.Message) { m.SetUnknown(nil) })
-			eachMessage(want.ProtoReflect(), func(m protoreflect.Message) { m.SetUnknown(nil) })
-		}
-		if err != nil || !proto.Equal(got, want) {
-			t.Fatalf("codec: %v (%v), proto: %v", got, err, want)
+			got := newFrame()
+			err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got)
+			if hasUnknown(want.ProtoReflect()) {
+				// Unknown fields keep the input's bytes, which the runtime
+				// may re-encode (a tag's varint shortened); compare the rest.
+				if err != nil {
+					continue
+				}
+				eachMessage(got.ProtoReflect(), func(m protoreflect.Message) { m.SetUnknown(nil) })
+				eachMessage(want.ProtoReflect(), func(m protoreflect.Message) { m.SetUnknown(nil) })
+			}
+			if err != nil || !proto.Equal(got, want) {
+				t.Fatalf("codec: %v (%v), proto: %v", got, err, want)
+			}
 		}
 	})
+}
+
+// manyHeaders is n headers; with values > 1, every other one has that
+// many values.
+func manyHeaders(n, values int) []*Header {
+	hs := make([]*Header, n)
+	for i := range hs {
+		hs[i] = &Header{Name: fmt.Sprint("X-", i), Values: []string{"a"}}
+		if i%2 == 1 {
+			for len(hs[i].Values) < values {
+				hs[i].Values = append(hs[i].Values, "b")
+			}
+		}
+	}
+	return hs
+}
+
+// TestHeadsDecodeIntoOneAllocation: a frame with a head of a few headers
+// of one value each costs the codec one allocation (arena.go), where
+// decoding message by message cost one per message and per header.
+func TestHeadsDecodeIntoOneAllocation(t *testing.T) {
+	c := codec{}
+	for _, tc := range []struct {
+		msg      proto.Message
+		newFrame func() any
+	}{
+		{&ExchangeFrame{Id: 1, Response: &HTTPResponseFrame{End: true, Body: []byte("x"), Head: &HTTPResponse{Status: 200, Headers: manyHeaders(4, 1)}}},
+			func() any { return new(ExchangeFrame) }},
+		{&ExchangeFrame{Id: 2, Request: &HTTPRequestFrame{End: true, Head: &HTTPRequest{Method: "GET", Path: "/", Headers: manyHeaders(8, 1)}}},
+			func() any { return new(ExchangeFrame) }},
+		{&HTTPResponseFrame{Head: &HTTPResponse{Status: 200, Headers: manyHeaders(5, 1)}}, func() any { return new(HTTPResponseFrame) }},
+	} {
+		b, err := proto.Marshal(tc.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frame, data := tc.newFrame(), mem.BufferSlice{mem.SliceBuffer(b)}
+		allocs := testing.AllocsPerRun(100, func() {
+			if err := c.Unmarshal(data, frame); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 1 || !proto.Equal(frame.(proto.Message), tc.msg) {
+			t.Errorf("%T: %v allocations, decoded %v", tc.msg, allocs, frame)
+		}
+	}
 }
 
 func hasUnknown(m protoreflect.Message) bool {

@@ -1,0 +1,149 @@
+package pluginpb
+
+import "google.golang.org/protobuf/encoding/protowire"
+
+// Decoding a request or response head into messages made ready for it.
+//
+// vtprotobuf's decoder allocates every message it meets and grows each
+// repeated field one append at a time: a /time answer's head with four
+// headers cost fourteen allocations in the core (the frame, the head, a
+// Header and a values slice for each header, and the headers' slice three
+// times as it grew), the largest share of what a plugin request allocated.
+// Before the codec decodes a frame, prepare reads how many heads and
+// headers the bytes hold and lays out those messages in one allocation,
+// each Header with room for one value; the decoder fills them as it would
+// have filled its own (HTTPRequest and HTTPResponse are marked in the
+// Makefile's VTPROTO_REUSE, so it reuses the Headers it finds in the
+// slice). The result is the same message: only where it lives differs.
+// Counts are only sizes; input the count misjudges (a field repeated in
+// an odd way) decodes correctly with allocations of its own.
+
+// readyHeaders is how many headers a head's arena holds in place; a head
+// with more has them made in three allocations of their own.
+const readyHeaders = 8
+
+type headerBlock struct {
+	ptrs    [readyHeaders]*Header
+	headers [readyHeaders]Header
+	values  [readyHeaders]string
+}
+
+// ready returns an empty slice of n Headers to decode into, each with
+// room for one value.
+func (b *headerBlock) ready(n int) []*Header {
+	ptrs, headers, values := b.ptrs[:], b.headers[:], b.values[:]
+	if n > readyHeaders {
+		ptrs, headers, values = make([]*Header, n), make([]Header, n), make([]string, n)
+	}
+	for i := range n {
+		headers[i].Values = values[i : i : i+1]
+		ptrs[i] = &headers[i]
+	}
+	return ptrs[:0:n]
+}
+
+type responseArena struct {
+	frame HTTPResponseFrame
+	head  HTTPResponse
+	headerBlock
+}
+
+type requestArena struct {
+	frame HTTPRequestFrame
+	head  HTTPRequest
+	headerBlock
+}
+
+// Field numbers prepare looks for (socketd.proto).
+const (
+	exchangeRequest  = 2 // ExchangeFrame.request
+	exchangeResponse = 3 // ExchangeFrame.response
+	frameHead        = 1 // HTTPRequestFrame.head, HTTPResponseFrame.head
+	requestHeaders   = 7 // HTTPRequest.headers
+	responseHeaders  = 2 // HTTPResponse.headers
+)
+
+// prepare readies m, just reset, for decoding b.
+func prepare(m any, b []byte) {
+	switch m := m.(type) {
+	case *ExchangeFrame:
+		if present, heads, headers := frameShape(b, exchangeResponse, responseHeaders); present {
+			m.Response = newResponseArena(heads, headers)
+		}
+		if present, heads, headers := frameShape(b, exchangeRequest, requestHeaders); present {
+			m.Request = newRequestArena(heads, headers)
+		}
+	case *HTTPResponseFrame: // a ServeHTTP call's answer
+		if heads, headers := headShape(b, responseHeaders); heads > 0 {
+			m.Head = newResponseArena(heads, headers).Head
+		}
+	case *HTTPRequestFrame: // a ServeHTTP call's request
+		if heads, headers := headShape(b, requestHeaders); heads > 0 {
+			m.Head = newRequestArena(heads, headers).Head
+		}
+	}
+}
+
+func newResponseArena(heads, headers int) *HTTPResponseFrame {
+	a := new(responseArena)
+	if heads > 0 {
+		a.frame.Head = &a.head
+		a.head.Headers = a.ready(headers)
+	}
+	return &a.frame
+}
+
+func newRequestArena(heads, headers int) *HTTPRequestFrame {
+	a := new(requestArena)
+	if heads > 0 {
+		a.frame.Head = &a.head
+		a.head.Headers = a.ready(headers)
+	}
+	return &a.frame
+}
+
+// frameShape reports whether message b holds field frame (a request or a
+// response frame), and how many heads and headers (field headers of a
+// head) those frames hold.
+func frameShape(b []byte, frame, headers protowire.Number) (present bool, heads, n int) {
+	eachField(b, frame, func(f []byte) {
+		present = true
+		h, k := headShape(f, headers)
+		heads, n = heads+h, n+k
+	})
+	return present, heads, n
+}
+
+// headShape counts the heads of frame b and the headers they hold.
+func headShape(b []byte, headers protowire.Number) (heads, n int) {
+	eachField(b, frameHead, func(h []byte) {
+		heads++
+		eachField(h, headers, func([]byte) { n++ })
+	})
+	return heads, n
+}
+
+// eachField calls f with every length-delimited field num of message b.
+// It stops early on malformed input, which the decoder then refuses.
+func eachField(b []byte, num protowire.Number, f func([]byte)) {
+	for len(b) > 0 {
+		n, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return
+		}
+		b = b[l:]
+		if n == num && typ == protowire.BytesType {
+			v, l := protowire.ConsumeBytes(b)
+			if l < 0 {
+				return
+			}
+			f(v)
+			b = b[l:]
+			continue
+		}
+		if l = protowire.ConsumeFieldValue(n, typ, b); l < 0 {
+			return
+		}
+		b = b[l:]
+	}
+}
