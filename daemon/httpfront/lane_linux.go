@@ -390,6 +390,7 @@ type laneCtx struct {
 
 	mu       sync.Mutex
 	slot     sweepSlot // starts the watch
+	armed    bool      // slot was added
 	finished bool
 	watching chan struct{} // closed when the watch ends; nil if none
 	// extra is a byte of the next request the watch read, or -1; dead:
@@ -413,7 +414,7 @@ func (c *laneCtx) recycle() {
 		return
 	}
 	c.base, c.conn, c.readDeadline = nil, nil, time.Time{}
-	c.finished, c.watching, c.extra, c.dead = false, nil, -1, false
+	c.armed, c.finished, c.watching, c.extra, c.dead = false, false, nil, -1, false
 	laneCtxs.Put(c)
 }
 
@@ -429,13 +430,26 @@ func (c *laneCtx) Deadline() (time.Time, bool) { return c.base.Deadline() }
 func (c *laneCtx) Done() <-chan struct{} {
 	done, first := c.DoneFirst()
 	if first {
-		c.mu.Lock()
-		if !c.finished {
-			sweeps.add(&c.slot, time.Now().Add(watchAfter), c)
-		}
-		c.mu.Unlock()
+		c.arm()
 	}
 	return done
+}
+
+// Adopt ties a plugin call's context (callCtx) to the request's, which
+// awaits the request's end as a Done would: the watch starts.
+func (c *laneCtx) Adopt(child *lazyctx.Cancel) {
+	c.arm()
+	c.Cancel.Adopt(child)
+}
+
+// arm starts the wait for the watch, once someone awaits the context.
+func (c *laneCtx) arm() {
+	c.mu.Lock()
+	if !c.finished && !c.armed {
+		c.armed = true
+		sweeps.add(&c.slot, time.Now().Add(watchAfter), c)
+	}
+	c.mu.Unlock()
 }
 
 func (c *laneCtx) Value(key any) any { return c.base.Value(key) }

@@ -111,7 +111,7 @@ func TestLaneCancelsWhenTheClientLeaves(t *testing.T) {
 	// A route's timeout is a context derived from the request's; it must
 	// end with it, as must one whose cancel came first, and plugin calls'
 	// (withTimeout), two at a time, tied through the lane context's
-	// AfterFunc.
+	// Adopt, which must start the watch as a Done does.
 	for _, derive := range []string{"none", "context", "calls"} {
 		started, ended := make(chan struct{}), make(chan error, 1)
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -8,7 +8,8 @@
 // waits. Cancel makes its channel at the first Done, contexts derived
 // from one that embeds it register through AfterFunc, a slot in a slice,
 // and one that has a parent (Under) ties itself to it only at its first
-// Done, the same way when the parent is a Cancel too.
+// Done; under another Cancel, that is a place in the parent's list of
+// children (Adopt), no function and no channel of the parent's.
 // The fast lane's request contexts, the core's plugin-call contexts
 // (httpfront.callCtx) and the SDK's Exchange calls embed it.
 package lazyctx
@@ -25,12 +26,19 @@ type Cancel struct {
 	done   chan struct{}
 	err    error
 	afters []func() // AfterFunc's functions; a stopped one is nil
+	// children are the Cancels Adopt tied to this one; one that ended
+	// first is nil.
+	children []*Cancel
 	// parent, if any, ends this context too (Under); stopParent undoes the
-	// tie made at the first Done.
+	// tie made at the first Done, or adopter's Adopt did.
 	parent     context.Context
 	stopParent func() bool
-	// awaited: someone asked for Done or AfterFunc while it lived, and
-	// may still be told it ended (Reuse).
+	adopter    *Cancel
+	// gen counts Reuses, so that a stop func from before one cannot
+	// remove a function registered after it.
+	gen uint64
+	// awaited: someone holds its Done channel, or was told it ended, and
+	// must go on seeing it ended (Reuse).
 	awaited bool
 }
 
@@ -68,11 +76,23 @@ func (c *Cancel) DoneFirst() (ch <-chan struct{}, first bool) {
 	return done, true
 }
 
-// tie makes the parent's end reach this context, through the parent's own
-// AfterFunc if it has one (another Cancel: no context of its own needed),
-// else context.AfterFunc.
+// Adopter is a context that ties a child Cancel to its own end directly
+// (Adopt): a Cancel, or a context type embedding one, which may override
+// Adopt to start what ends it, as it would at a Done.
+type Adopter interface {
+	Adopt(child *Cancel)
+}
+
+// tie makes the parent's end reach this context: through Adopt when the
+// parent is a Cancel (no channel, function or goroutine of the parent's),
+// else through the parent's own AfterFunc if it has one, else
+// context.AfterFunc.
 func (c *Cancel) tie() {
 	p := c.parent
+	if a, ok := p.(Adopter); ok {
+		a.Adopt(c)
+		return
+	}
 	if p.Done() == nil {
 		return // it never ends
 	}
@@ -94,6 +114,38 @@ func (c *Cancel) tie() {
 		return
 	}
 	c.stopParent = stop
+	c.mu.Unlock()
+}
+
+// Adopt ties child to c: c's end ends child, with c's error, unless child
+// ended first, which unties it. A child that ended first does not count
+// as awaiting c (Reuse): it no longer asks c anything.
+func (c *Cancel) Adopt(child *Cancel) {
+	c.mu.Lock()
+	if err := c.err; err != nil {
+		c.mu.Unlock()
+		child.End(err)
+		return
+	}
+	c.children = append(c.children, child)
+	c.mu.Unlock()
+	child.mu.Lock()
+	child.adopter = c
+	ended := child.err != nil
+	child.mu.Unlock()
+	if ended {
+		c.release(child) // it ended before it could untie itself
+	}
+}
+
+// release unties child from c.
+func (c *Cancel) release(child *Cancel) {
+	c.mu.Lock()
+	for i, ch := range c.children {
+		if ch == child {
+			c.children[i] = nil
+		}
+	}
 	c.mu.Unlock()
 }
 
@@ -121,13 +173,12 @@ func (c *Cancel) AfterFunc(f func()) (stop func() bool) {
 		go f()
 		return func() bool { return false }
 	}
-	c.awaited = true
-	i := len(c.afters)
+	i, gen := len(c.afters), c.gen
 	c.afters = append(c.afters, f)
 	return func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if i >= len(c.afters) || c.afters[i] == nil {
+		if gen != c.gen || i >= len(c.afters) || c.afters[i] == nil {
 			return false
 		}
 		c.afters[i] = nil
@@ -151,24 +202,45 @@ func (c *Cancel) End(err error) bool {
 	if c.done != nil {
 		close(c.done)
 	}
-	afters, stop := c.afters, c.stopParent
-	c.afters, c.stopParent = nil, nil
+	afters, children, stop, adopter := c.afters, c.children, c.stopParent, c.adopter
+	c.stopParent, c.adopter = nil, nil
+	// The slices keep their arrays for Reuse; nothing reads them again
+	// before it, as every registration now finds the context ended.
+	c.afters, c.children = afters[:0], children[:0]
+	for _, f := range afters {
+		c.awaited = c.awaited || f != nil
+	}
+	for _, ch := range children {
+		c.awaited = c.awaited || ch != nil
+	}
 	c.mu.Unlock()
 	if stop != nil {
 		stop()
+	}
+	if adopter != nil {
+		adopter.release(c)
 	}
 	for _, f := range afters {
 		if f != nil {
 			go f()
 		}
 	}
+	for _, ch := range children {
+		if ch != nil {
+			ch.End(err)
+		}
+	}
+	clear(afters)
+	clear(children)
 	return true
 }
 
 // Reuse makes an ended context that nobody awaited live again, for its
 // owner to hand out anew, and reports whether it did. One that was
-// awaited (Done or AfterFunc while it lived) stays ended: whoever holds
-// its channel or registered a function must see it end and stay ended.
+// awaited stays ended: whoever holds its Done channel, or had a function
+// or a child still registered when it ended, must see it end and stay
+// ended. A registration stopped before the end (an AfterFunc's stop, a
+// child that ended first) awaits nothing.
 // The owner must know that nothing holds an unawaited one any more, as a
 // holder's Err would read nil again.
 func (c *Cancel) Reuse() bool {
@@ -177,6 +249,7 @@ func (c *Cancel) Reuse() bool {
 	if c.err == nil || c.awaited || c.parent != nil {
 		return false
 	}
-	c.err, c.done, c.afters, c.stopParent = nil, nil, nil, nil
+	c.err, c.done = nil, nil
+	c.gen++
 	return true
 }

@@ -93,19 +93,50 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 }
 
+// Children tied, ending and untying while their parent ends: each ends,
+// with the parent's error unless it ended first, and none stays tied.
+func TestChildrenRaceTheirParent(t *testing.T) {
+	for range 100 {
+		parent := new(testCtx)
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				child := new(testCtx)
+				child.Under(parent)
+				done := child.Done()
+				if i%2 == 0 {
+					child.End(context.DeadlineExceeded)
+				}
+				<-done
+				if err := child.Err(); err != context.Canceled && err != context.DeadlineExceeded {
+					t.Errorf("child ended with %v", err)
+				}
+			})
+		}
+		wg.Go(func() { parent.End(nil) })
+		wg.Wait()
+		for _, ch := range parent.children[:cap(parent.children)] {
+			if ch != nil {
+				t.Fatal("a child is still tied to its ended parent")
+			}
+		}
+	}
+}
+
 // A context Under a parent ties itself to it only at its first Done,
-// through the parent's AfterFunc when the parent is a Cancel, and lets go
-// when it ends first.
+// through Adopt when the parent is a Cancel (no channel or function of the
+// parent's), and lets go when it ends first.
 func TestUnderAParent(t *testing.T) {
 	parent := new(testCtx)
 	child := new(testCtx)
 	child.Under(parent)
-	if len(parent.afters) != 0 {
+	if len(parent.children) != 0 {
 		t.Fatal("tied before anyone waited")
 	}
 	done := child.Done()
-	if len(parent.afters) != 1 {
-		t.Fatalf("the first Done did not tie the child through the parent's AfterFunc: %d", len(parent.afters))
+	if len(parent.children) != 1 || parent.done != nil || len(parent.afters) != 0 {
+		t.Fatalf("the first Done did not tie the child through Adopt alone: %d children, channel %v, %d functions",
+			len(parent.children), parent.done != nil, len(parent.afters))
 	}
 	parent.End(context.DeadlineExceeded)
 	<-done
@@ -118,8 +149,15 @@ func TestUnderAParent(t *testing.T) {
 	child.Under(parent)
 	child.Done()
 	child.End(nil)
-	if parent.afters[0] != nil {
+	if parent.children[0] != nil {
 		t.Fatal("an ended child is still tied to its parent")
+	}
+	// Under a parent that has ended, the first Done is closed at once.
+	child = new(testCtx)
+	child.Under(parent)
+	parent.End(nil)
+	if !ended(child.Done()) || !errors.Is(child.Err(), context.Canceled) {
+		t.Fatal("a first Done under an ended Cancel is open")
 	}
 
 	// Err sees the parent's end without a Done; a Done after it is closed.
@@ -164,6 +202,41 @@ func TestReuseOnlyWhatNobodyAwaited(t *testing.T) {
 	registered.End(nil)
 	if registered.Reuse() || registered.Err() == nil {
 		t.Fatal("a context with an AfterFunc was reused")
+	}
+
+	// A function stopped before the end awaits nothing, and its stop
+	// called again after a Reuse leaves the next one registered.
+	stopped := new(testCtx)
+	stop := stopped.AfterFunc(func() {})
+	stop()
+	stopped.End(nil)
+	if !stopped.Reuse() {
+		t.Fatal("a context whose only AfterFunc was stopped was not reused")
+	}
+	ran := make(chan struct{})
+	stopped.AfterFunc(func() { close(ran) })
+	if stop() {
+		t.Fatal("a stop from before the Reuse stopped a function registered after it")
+	}
+	stopped.End(nil)
+	<-ran
+
+	// A child still tied at the end was told: no Reuse. One that ended
+	// first no longer asks the parent anything.
+	parent, child := new(testCtx), new(testCtx)
+	child.Under(parent)
+	child.Done()
+	parent.End(nil)
+	if parent.Reuse() {
+		t.Fatal("a context was reused after ending a child")
+	}
+	parent, child = new(testCtx), new(testCtx)
+	child.Under(parent)
+	child.Done()
+	child.End(nil)
+	parent.End(nil)
+	if !parent.Reuse() {
+		t.Fatal("a context whose only child ended first was not reused")
 	}
 
 	derived := new(testCtx)
