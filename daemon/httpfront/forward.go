@@ -61,7 +61,9 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	r.Body = http.MaxBytesReader(w, r.Body, f.MaxBodyBytes)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, f.MaxBodyBytes)
+	}
 
 	for attempt := 0; ; attempt++ {
 		err := f.forward(w, r)
@@ -81,8 +83,9 @@ func (f *Forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // forward makes one plugin call. An *Error it returns has not touched w.
 func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
-	head, err := f.requestHead(r)
-	if err != nil {
+	out := outgoings.Get().(*outgoing)
+	defer out.recycle() // deferred first, so it runs after the body's sender is done
+	if err := f.requestHead(r, out); err != nil {
 		return err
 	}
 	ctx := withTimeout(r.Context(), f.Timeout)
@@ -92,7 +95,7 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 		return f.callError(r, err)
 	}
 	if exchange.Fits(f.Plugin.Description(), r.ContentLength) {
-		return f.exchange(ctx, w, r, client, head)
+		return f.exchange(ctx, w, r, client, &out.frame)
 	}
 	stream, client, err := open(f, ctx, r, client, func(c pluginpb.PluginClient) (pluginpb.Plugin_ServeHTTPClient, error) {
 		return c.ServeHTTP(ctx)
@@ -101,7 +104,7 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 		return f.callError(r, err)
 	}
 
-	first := &pluginpb.HTTPRequestFrame{Head: head}
+	first := &out.frame
 	var sendErr chan error
 	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 		first.End = true
@@ -133,8 +136,8 @@ func (f *Forward) forward(w http.ResponseWriter, r *http.Request) error {
 
 // exchange sends a request whose whole body fits in one frame over the
 // plugin connection's Exchange stream, and relays the answer.
-func (f *Forward) exchange(ctx *callCtx, w http.ResponseWriter, r *http.Request, client pluginpb.PluginClient, head *pluginpb.HTTPRequest) error {
-	first := &pluginpb.HTTPRequestFrame{Head: head, End: true}
+func (f *Forward) exchange(ctx *callCtx, w http.ResponseWriter, r *http.Request, client pluginpb.PluginClient, first *pluginpb.HTTPRequestFrame) error {
+	first.End = true
 	if r.ContentLength > 0 {
 		bp := chunkPool.Get().(*[]byte)
 		defer chunkPool.Put(bp)
@@ -236,47 +239,67 @@ func (f *Forward) relay(w http.ResponseWriter, r *http.Request, stream answerStr
 	}
 }
 
-// requestHead is r as the plugin protocol carries it. Its text fields are
-// protobuf strings, which must be UTF-8, while HTTP allows other bytes in
-// header values (obs-text) and a percent-decoded path may hold any: such
-// a request is a 400 naming the part (encoded anyway, it was a 502 that
-// blamed the plugin).
-func (f *Forward) requestHead(r *http.Request) (*pluginpb.HTTPRequest, error) {
+// requestHead puts r in out's frame as the plugin protocol carries it.
+// Its text fields are protobuf strings, which must be UTF-8, while HTTP
+// allows other bytes in header values (obs-text) and a percent-decoded
+// path may hold any: such a request is a 400 naming the part (encoded
+// anyway, it was a 502 that blamed the plugin).
+func (f *Forward) requestHead(r *http.Request, out *outgoing) error {
 	if !utf8.ValidString(r.URL.Path) || !utf8.ValidString(r.RequestURI) {
-		return nil, notUTF8("the path")
+		return notUTF8("the path")
 	}
-	h := &pluginpb.HTTPRequest{
-		Method:        r.Method,
-		Target:        r.RequestURI,
-		Path:          r.URL.Path,
-		RawQuery:      r.URL.RawQuery,
-		Proto:         r.Proto,
-		Host:          r.Host,
-		Headers:       make([]*pluginpb.Header, 0, len(r.Header)),
-		RemoteAddr:    r.RemoteAddr,
-		Route:         f.Route,
-		ContentLength: r.ContentLength,
-		Tls:           r.TLS != nil,
-		Listener:      f.Listener,
+	h := &out.head
+	h.Method, h.Target, h.Path, h.RawQuery, h.Proto, h.Host = r.Method, r.RequestURI, r.URL.Path, r.URL.RawQuery, r.Proto, r.Host
+	h.RemoteAddr, h.Route, h.ContentLength, h.Tls, h.Listener = r.RemoteAddr, f.Route, r.ContentLength, r.TLS != nil, f.Listener
+	if cap(out.headers) < len(r.Header) {
+		out.headers = make([]pluginpb.Header, len(r.Header))
+		out.heads = make([]*pluginpb.Header, 0, len(r.Header))
 	}
+	h.Headers = out.heads[:0]
 	for k, v := range r.Header {
 		if sdk.IsHopByHop(k) {
 			continue
 		}
 		for _, s := range v {
 			if !utf8.ValidString(s) {
-				return nil, notUTF8("the header " + k)
+				return notUTF8("the header " + k)
 			}
 		}
-		h.Headers = append(h.Headers, &pluginpb.Header{Name: k, Values: v})
+		hv := &out.headers[len(h.Headers)]
+		hv.Name, hv.Values = k, v
+		h.Headers = append(h.Headers, hv)
 	}
+	out.frame.Head = h
 	if names := f.wildcards(); len(names) > 0 {
 		h.PathValues = make(map[string]string, len(names))
 		for _, n := range names {
 			h.PathValues[n] = r.PathValue(n)
 		}
 	}
-	return h, nil
+	return nil
+}
+
+// outgoing is a request's messages to its plugin, kept from one request
+// to the next: each is marshalled before its send returns, and forward
+// is done with them when it returns. A head, its frame and its headers
+// were three allocations a request and one more a header.
+type outgoing struct {
+	frame   pluginpb.HTTPRequestFrame
+	head    pluginpb.HTTPRequest
+	headers []pluginpb.Header
+	heads   []*pluginpb.Header
+}
+
+var outgoings = sync.Pool{New: func() any { return new(outgoing) }}
+
+// recycle clears what o pointed to (the request's strings, its body) and
+// gives it back.
+func (o *outgoing) recycle() {
+	clear(o.headers)
+	clear(o.heads[:cap(o.heads)])
+	o.head.Reset()
+	o.frame.Head, o.frame.Body, o.frame.End = nil, nil, false
+	outgoings.Put(o)
 }
 
 func notUTF8(what string) *Error {

@@ -26,8 +26,10 @@ func BenchmarkRequestHead(b *testing.B) {
 	r.SetPathValue("id", "42")
 	b.ReportAllocs()
 	for b.Loop() {
-		if h, _ := f.requestHead(r); h.GetPathValues()["id"] != "42" {
+		out := outgoings.Get().(*outgoing)
+		if err := f.requestHead(r, out); err != nil || out.frame.GetHead().GetPathValues()["id"] != "42" {
 			b.Fatal("lost the path value")
 		}
+		out.recycle()
 	}
 }

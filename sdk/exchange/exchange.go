@@ -80,24 +80,21 @@ func (x *Stream) read() {
 			streams.CompareAndDelete(x.client, x)
 			return
 		}
+		// Under the lock, so that no frame reaches a call's channel
+		// after Close took it out: the channel goes on to the next call.
 		x.mu.Lock()
-		ch := x.calls[f.GetId()]
-		x.mu.Unlock()
-		if ch == nil {
-			continue // the request is over (cancelled, timed out)
-		}
-		select {
-		case ch <- f:
-		default:
-			// More frames than the window: the plugin broke the protocol.
-			// Only that request fails; closing its channel says so.
-			x.mu.Lock()
-			if x.calls[f.GetId()] == ch {
+		if ch := x.calls[f.GetId()]; ch != nil { // else the request is over (cancelled, timed out)
+			select {
+			case ch <- f:
+			default:
+				// More frames than the window: the plugin broke the
+				// protocol. Only that request fails; closing its channel
+				// says so.
 				delete(x.calls, f.GetId())
 				close(ch)
 			}
-			x.mu.Unlock()
 		}
+		x.mu.Unlock()
 	}
 }
 
@@ -111,22 +108,23 @@ func (x *Stream) send(f *pluginpb.ExchangeFrame) error {
 // as a new request; its answer is read from the returned call, which the
 // caller must Close. ctx bounds the wait for the answer.
 func (x *Stream) Start(ctx context.Context, req *pluginpb.HTTPRequestFrame) (*Call, error) {
-	ch := make(chan *pluginpb.ExchangeFrame, sdk.ExchangeWindow)
+	c := callPool.Get().(*Call)
 	x.mu.Lock()
 	if x.err != nil {
 		x.mu.Unlock()
+		callPool.Put(c)
 		// Not sent: Unavailable, like a call on a closed connection.
 		return nil, status.Error(codes.Unavailable, "plugin exchange stream is gone")
 	}
 	x.next++
-	id := x.next
-	x.calls[id] = ch
+	c.x, c.id, c.ctx = x, x.next, ctx
+	x.calls[c.id] = c.frames
 	x.mu.Unlock()
-	c := &Call{x: x, id: id, frames: ch, ctx: ctx}
-	if err := x.send(&pluginpb.ExchangeFrame{Id: id, Request: req}); err != nil {
+	if err := c.send(req, 0, false); err != nil {
 		c.ended = true
+		err = c.streamErr(err)
 		c.Close()
-		return nil, c.streamErr(err)
+		return nil, err
 	}
 	return c, nil
 }
@@ -140,13 +138,31 @@ type Call struct {
 	ctx    context.Context
 	got    int
 	ended  bool
+	// out is the frame the call sends (its request, credit, a cancel),
+	// one at a time, each marshalled before the send returns.
+	out pluginpb.ExchangeFrame
+}
+
+// callPool keeps Calls, with their channels, from one request to the
+// next: a channel, a Call and a frame were three allocations a request.
+var callPool = sync.Pool{New: func() any {
+	return &Call{frames: make(chan *pluginpb.ExchangeFrame, sdk.ExchangeWindow)}
+}}
+
+// send sends one of the call's frames (a request, credit or a cancel), in
+// its reused one.
+func (c *Call) send(req *pluginpb.HTTPRequestFrame, credit uint32, cancel bool) error {
+	c.out.Id, c.out.Request, c.out.Credit, c.out.Cancel = c.id, req, credit, cancel
+	err := c.x.send(&c.out)
+	c.out.Request = nil
+	return err
 }
 
 // Recv returns the next frame of the answer. Calling it again means the
 // previous frame was passed on, so the plugin gets credit for one more.
 func (c *Call) Recv() (*pluginpb.HTTPResponseFrame, error) {
 	if c.got > 0 && !c.ended {
-		if err := c.x.send(&pluginpb.ExchangeFrame{Id: c.id, Credit: 1}); err != nil {
+		if err := c.send(nil, 1, false); err != nil {
 			return nil, c.streamErr(err)
 		}
 	}
@@ -172,6 +188,8 @@ func (c *Call) Recv() (*pluginpb.HTTPResponseFrame, error) {
 }
 
 // Close ends the request; one the plugin has not finished is cancelled.
+// It must be called once, and the Call not used after: it goes on to
+// another request.
 func (c *Call) Close() {
 	c.x.mu.Lock()
 	if c.x.calls[c.id] == c.frames {
@@ -180,8 +198,23 @@ func (c *Call) Close() {
 	broken := c.x.err != nil
 	c.x.mu.Unlock()
 	if !c.ended && !broken {
-		c.x.send(&pluginpb.ExchangeFrame{Id: c.id, Cancel: true})
+		c.send(nil, 0, true)
 	}
+	// Frames of an answer left unread stay in the channel; a channel
+	// closed for a broken window cannot be used again.
+	for drained := false; !drained; {
+		select {
+		case _, open := <-c.frames:
+			if !open {
+				c.frames = make(chan *pluginpb.ExchangeFrame, sdk.ExchangeWindow)
+				drained = true
+			}
+		default:
+			drained = true
+		}
+	}
+	c.x, c.id, c.ctx, c.got, c.ended = nil, 0, nil, 0, false
+	callPool.Put(c)
 }
 
 // streamErr is the error of a failed Send: the stream's own when it broke.

@@ -485,6 +485,7 @@ func (e *fileError) Error() string { return e.err.Error() }
 // plugin offers it, else as a ServeHTTP call of its own.
 func (h *Harness) forward(req *http.Request, route string, values map[string]string) (*answer, error) {
 	ctx, cancel := context.WithCancel(req.Context())
+	wake := cancel
 	target := req.RequestURI
 	if target == "" {
 		target = req.URL.RequestURI()
@@ -527,7 +528,9 @@ func (h *Harness) forward(req *http.Request, route string, values map[string]str
 		}
 		stream = call
 		stop := cancel
-		cancel = func() { call.Close(); stop() }
+		// The call goes on to another request once closed: only once,
+		// and after the context's end has woken a Recv waiting on it.
+		cancel = sync.OnceFunc(func() { stop(); call.Close() })
 	} else {
 		s, err := h.client.ServeHTTP(ctx)
 		if err != nil {
@@ -570,7 +573,7 @@ func (h *Harness) forward(req *http.Request, route string, values map[string]str
 	if frame.GetEnd() && header.Get("Content-Length") == "" {
 		header.Set("Content-Length", strconv.Itoa(len(frame.GetBody())))
 	}
-	var rb io.ReadCloser = &frameReader{stream: stream, cancel: cancel, buf: frame.GetBody(), done: frame.GetEnd()}
+	var rb io.ReadCloser = &frameReader{stream: stream, wake: wake, cancel: cancel, buf: frame.GetBody(), done: frame.GetEnd()}
 	if req.Method == http.MethodHead {
 		rb = headBody{rb} // net/http drops a HEAD answer's body
 	}
@@ -638,16 +641,21 @@ func sendBody(stream pluginpb.Plugin_ServeHTTPClient, first *pluginpb.HTTPReques
 	}
 }
 
-// frameReader reads the body frames of a response.
+// frameReader reads the body frames of a response. Close may come from
+// another goroutine, during a Read: it cancels first, which ends the Read.
 type frameReader struct {
 	stream frameSource
-	cancel context.CancelFunc
+	wake   context.CancelFunc // ends the call's context
+	cancel context.CancelFunc // ends the call
+	mu     sync.Mutex         // a Read and the cancel's end of the call
 	buf    []byte
 	done   bool
 	err    error
 }
 
 func (r *frameReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for len(r.buf) == 0 {
 		if r.err != nil {
 			return 0, r.err
@@ -671,7 +679,14 @@ func (r *frameReader) Read(p []byte) (int, error) {
 }
 
 func (r *frameReader) Close() error {
+	r.wake()
+	r.mu.Lock()
 	r.cancel()
+	if r.err == nil {
+		r.err = errors.New("sdktest: read after the body was closed")
+	}
+	r.buf, r.done = nil, false
+	r.mu.Unlock()
 	return nil
 }
 
