@@ -408,12 +408,16 @@ func newLaneCtx() *laneCtx { return &laneCtx{extra: -1, slot: sweepSlot{i: -1}} 
 
 // recycle gives an ended context back to laneCtxs if nobody awaited it;
 // one that was awaited stays ended for whoever holds it. Every handler of
-// the front is synchronous, so nothing holds an unawaited one after it.
+// the front is synchronous, so nothing holds an unawaited one after it,
+// but for a plugin call's context that ended first (Adopt), which gRPC
+// may still hold after a ServeHTTP call: its Deadline and Value reach this
+// one's base, so base stays set (a connection's server and local address,
+// alike for every connection of the listener).
 func (c *laneCtx) recycle() {
 	if !c.Reuse() {
 		return
 	}
-	c.base, c.conn, c.readDeadline = nil, nil, time.Time{}
+	c.conn, c.readDeadline = nil, time.Time{}
 	c.armed, c.finished, c.watching, c.extra, c.dead = false, false, nil, -1, false
 	laneCtxs.Put(c)
 }
