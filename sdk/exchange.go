@@ -39,6 +39,8 @@ type exchangeCall struct {
 	req *pluginpb.HTTPRequestFrame
 	x   *exchangeServer
 
+	body requestBody // the request's, all in its frame
+
 	// out wraps the call's response frames, one at a time: the handler
 	// sends them in turn, and each is marshalled before Send returns.
 	out pluginpb.ExchangeFrame
@@ -140,7 +142,8 @@ func (c *exchangeCall) serve() {
 		return
 	}
 	// The core sends only requests whose whole body fits in this frame.
-	r, err := newRequest(c, head, &requestBody{buf: c.req.GetBody(), done: true})
+	c.body = requestBody{buf: c.req.GetBody(), done: true}
+	r, err := newRequest(c, head, &c.body)
 	if err != nil {
 		w.reset(http.StatusBadRequest)
 		w.finish()

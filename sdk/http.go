@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/socketd/socketd/internal/plainurl"
 	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
 
@@ -65,16 +66,27 @@ func runHandler(h http.Handler, w *responseWriter, r *http.Request) (err error) 
 // newRequest makes the handler's request from head. ctx must answer the
 // head's values (a requestCtx, an exchangeCall).
 func newRequest(ctx context.Context, head *pluginpb.HTTPRequest, body io.ReadCloser) (*http.Request, error) {
-	u, err := url.ParseRequestURI(head.GetTarget())
-	if err != nil {
-		// A target net/http accepted but url cannot parse (rare): keep the
-		// decoded path the core saw.
-		u = &url.URL{Path: head.GetPath(), RawQuery: head.GetRawQuery()}
+	// The request and its URL in one allocation; a plain target (most)
+	// is read into that URL without one of its own.
+	ru := new(struct {
+		r http.Request
+		u url.URL
+	})
+	u := &ru.u
+	if !plainurl.Parse(head.GetTarget(), u) {
+		parsed, err := url.ParseRequestURI(head.GetTarget())
+		if err != nil {
+			// A target net/http accepted but url cannot parse (rare):
+			// keep the decoded path the core saw.
+			parsed = &url.URL{Path: head.GetPath(), RawQuery: head.GetRawQuery()}
+		}
+		u = parsed
 	}
 	if head.GetPath() != "" {
 		u.Path = head.GetPath()
 	}
-	r := &http.Request{
+	r := &ru.r
+	*r = http.Request{
 		Method:        head.GetMethod(),
 		URL:           u,
 		Proto:         head.GetProto(),

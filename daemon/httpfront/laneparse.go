@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/socketd/socketd/internal/plainurl"
 )
 
 // Reading requests in the fast lane.
@@ -140,7 +142,7 @@ func (lr *laneRequest) parse(b []byte) (*http.Request, int, laneParse) {
 		return nil, 0, laneDecline
 	}
 	u := &lr.url
-	if !parsePlainTarget(target, u) {
+	if !plainurl.Parse(target, u) {
 		parsed, err := url.ParseRequestURI(target)
 		if err != nil {
 			return nil, 0, laneDecline
@@ -222,47 +224,6 @@ func (lr *laneRequest) parse(b []byte) (*http.Request, int, laneParse) {
 	}
 	return &lr.req, n, laneOK
 }
-
-// parsePlainTarget reads the commonest request target, a path of
-// characters that need no escaping with perhaps a query, into u, as
-// url.ParseRequestURI would, and reports whether it could: any other
-// target (escapes, a bare "?", bytes a path would escape) is left to
-// url.ParseRequestURI. A *url.URL of its own was the second largest
-// thing a kept file's request allocated.
-func parsePlainTarget(target string, u *url.URL) bool {
-	path, query, hasQuery := strings.Cut(target, "?")
-	if path == "" || path[0] != '/' || hasQuery && query == "" {
-		return false
-	}
-	for i := 0; i < len(path); i++ {
-		if !plainPathByte[path[i]] {
-			return false
-		}
-	}
-	for i := 0; i < len(query); i++ {
-		if c := query[i]; c <= ' ' || c >= 0x7f {
-			return false
-		}
-	}
-	*u = url.URL{Path: path, RawQuery: query}
-	return true
-}
-
-// plainPathByte: the bytes a URL path keeps as they are, unescaped and
-// escaping to themselves, so that its Path is the target and RawPath
-// empty.
-var plainPathByte = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-_.~$&+,/:;=@" {
-		t[c] = true
-	}
-	return t
-}()
 
 // bareLineEnd reports a LF without its CR, or a CR without its LF: line
 // ends net/http reads differently, left to it.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
-	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -55,7 +54,7 @@ var laneSeeds = []string{
 	"GET / HTTP/1.1\r\nHost: x\r\nX-Tab:\ta\tb\t\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: x\r\nX-Trailing: a   \r\n\r\n",
 	"GET /page#frag HTTP/1.1\r\nHost: x\r\n\r\n",
-	// Targets at the edges of the plain ones (parsePlainTarget).
+	// Targets at the edges of the plain ones (plainurl.Parse).
 	"GET /a/b;c=d,e@f:g$h&i+j~k_.-?x=1&y=%20z?w HTTP/1.1\r\nHost: x\r\n\r\n",
 	"GET /p? HTTP/1.1\r\nHost: x\r\n\r\n",
 	"GET /p?? HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -97,27 +96,6 @@ func FuzzLaneParseMatchesNetHTTP(f *testing.F) {
 		compareLaneRequest(t, got, want)
 		if t.Failed() {
 			t.Logf("input: %q", b)
-		}
-	})
-}
-
-// FuzzPlainTargetMatchesParseRequestURI: every target parsePlainTarget
-// reads, url.ParseRequestURI reads the same way.
-func FuzzPlainTargetMatchesParseRequestURI(f *testing.F) {
-	for _, s := range []string{"/", "/test.jpg", "/a/b?x=1&y=2", "/p?", "/p??", "//x", "/a%20b", "/a!b", "/é", "/a?b\x7f", "*"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, target string) {
-		var got url.URL
-		if !parsePlainTarget(target, &got) {
-			return
-		}
-		want, err := url.ParseRequestURI(target)
-		if err != nil {
-			t.Fatalf("%q: plain, but url.ParseRequestURI fails: %v", target, err)
-		}
-		if !reflect.DeepEqual(&got, want) {
-			t.Fatalf("%q: plain %#v, url.ParseRequestURI %#v", target, got, *want)
 		}
 	})
 }
