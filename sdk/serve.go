@@ -16,8 +16,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/socketd/socketd/internal/gcfloor"
+	"github.com/socketd/socketd/internal/rawio"
 )
 
 // Serve runs p as a socketd plugin: it answers go-plugin's handshake on
@@ -49,6 +51,12 @@ func Serve(p Plugin) {
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {PluginKey: &grpcPlugin{impl: p}}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			if len(opts) == 0 {
+				// go-plugin passes options only to serve TLS. Without, the
+				// connection is the core's unix socket, read and written
+				// with raw system calls (internal/rawio).
+				opts = append(opts, grpc.Creds(rawio.Credentials(insecure.NewCredentials())))
+			}
 			return grpc.NewServer(append(opts, ServerOptions()...)...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{

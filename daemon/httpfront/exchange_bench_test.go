@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/socketd/socketd/daemon/pluginhost"
 	"github.com/socketd/socketd/sdk"
@@ -45,7 +44,7 @@ func BenchmarkExchangeHop(b *testing.B) {
 	sdk.RegisterServer(srv, tinyPlugin{})
 	go srv.Serve(ln)
 	defer srv.Stop()
-	opts := append(pluginhost.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts := pluginhost.DialOptions()
 	conn, err := grpc.NewClient("unix://"+sock, opts...)
 	if err != nil {
 		b.Fatal(err)

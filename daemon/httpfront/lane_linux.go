@@ -5,7 +5,6 @@ package httpfront
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,11 +12,10 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/socketd/socketd/internal/lazyctx"
+	"github.com/socketd/socketd/internal/rawio"
 )
 
 // The fast lane.
@@ -536,34 +534,9 @@ func (lio *laneIO) writeTwo(a, b []byte) error {
 // writeRaw is writeTwo's RawConn callback: false asks the poller to wait
 // until the socket drains.
 func (lio *laneIO) writeRaw(fd uintptr) bool {
-	for len(lio.a)+len(lio.b) > 0 {
-		var iov [2]syscall.Iovec
-		n := 0
-		for _, p := range [2][]byte{lio.a, lio.b} {
-			if len(p) > 0 {
-				iov[n].Base = &p[0]
-				iov[n].SetLen(len(p))
-				n++
-			}
-		}
-		r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
-		switch e {
-		case 0:
-		case syscall.EAGAIN:
-			return false
-		case syscall.EINTR:
-			continue
-		default:
-			lio.err = os.NewSyscallError("writev", e)
-			return true
-		}
-		done := int(r)
-		if k := min(done, len(lio.a)); k > 0 {
-			lio.a, done = lio.a[k:], done-k
-		}
-		lio.b = lio.b[done:]
-	}
-	return true
+	var ready bool
+	lio.a, lio.b, ready, lio.err = rawio.Writev(fd, lio.a, lio.b)
+	return ready
 }
 
 // read reads from the lane connection with a raw system call, inside
@@ -596,21 +569,7 @@ func (lio *laneIO) read(p []byte) (int, error) {
 // readRaw is read's RawConn callback: false asks the poller to wait for
 // data or the deadline.
 func (lio *laneIO) readRaw(fd uintptr) bool {
-	for {
-		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&lio.a[0])), uintptr(len(lio.a)))
-		switch e {
-		case 0:
-			if lio.n = int(r); lio.n == 0 {
-				lio.err = io.EOF
-			}
-			return true
-		case syscall.EAGAIN:
-			return false
-		case syscall.EINTR:
-			continue
-		default:
-			lio.err = os.NewSyscallError("read", e)
-			return true
-		}
-	}
+	var ready bool
+	lio.n, ready, lio.err = rawio.Read(fd, lio.a)
+	return ready
 }
