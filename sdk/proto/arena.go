@@ -84,21 +84,43 @@ func prepare(m any, b []byte) {
 	}
 }
 
+// newResponseArena and newRequestArena lay out a frame with its head and
+// the head's headers when it has any (a request from wrk or curl has
+// none but Host, which travels apart), in one allocation either way: the
+// arena with its block of headers is 1.2 KB to clear.
 func newResponseArena(heads, headers int) *HTTPResponseFrame {
-	a := new(responseArena)
-	if heads > 0 {
+	switch {
+	case heads == 0:
+		return new(HTTPResponseFrame)
+	case headers == 0:
+		a := new(struct {
+			frame HTTPResponseFrame
+			head  HTTPResponse
+		})
 		a.frame.Head = &a.head
-		a.head.Headers = a.ready(headers)
+		return &a.frame
 	}
+	a := new(responseArena)
+	a.frame.Head = &a.head
+	a.head.Headers = a.ready(headers)
 	return &a.frame
 }
 
 func newRequestArena(heads, headers int) *HTTPRequestFrame {
-	a := new(requestArena)
-	if heads > 0 {
+	switch {
+	case heads == 0:
+		return new(HTTPRequestFrame)
+	case headers == 0:
+		a := new(struct {
+			frame HTTPRequestFrame
+			head  HTTPRequest
+		})
 		a.frame.Head = &a.head
-		a.head.Headers = a.ready(headers)
+		return &a.frame
 	}
+	a := new(requestArena)
+	a.frame.Head = &a.head
+	a.head.Headers = a.ready(headers)
 	return &a.frame
 }
 

@@ -219,6 +219,9 @@ func TestHeadsDecodeIntoOneAllocation(t *testing.T) {
 		{&ExchangeFrame{Id: 2, Request: &HTTPRequestFrame{End: true, Head: &HTTPRequest{Method: "GET", Path: "/", Headers: manyHeaders(8, 1)}}},
 			func() any { return new(ExchangeFrame) }},
 		{&HTTPResponseFrame{Head: &HTTPResponse{Status: 200, Headers: manyHeaders(5, 1)}}, func() any { return new(HTTPResponseFrame) }},
+		// wrk's and curl's requests: no header but Host, which travels apart.
+		{&ExchangeFrame{Id: 3, Request: &HTTPRequestFrame{End: true, Head: &HTTPRequest{Method: "GET", Path: "/", Host: "x"}}},
+			func() any { return new(ExchangeFrame) }},
 	} {
 		b, err := proto.Marshal(tc.msg)
 		if err != nil {
