@@ -503,16 +503,11 @@ func (c *laneCtx) finish() (dead bool) {
 	return c.dead
 }
 
-// Write and writeTwo write a lane connection's answers.
-//
-// A write to a loopback or LAN peer runs the peer's receive path inside
-// the system call: 15-20 µs for a 28 KB answer. Go's scheduler takes the
-// processor from a goroutine that stays in a system call over 20 µs and
-// hands it to another thread, and the writer must get one back after: on
-// the JPEG that cost about as much CPU as the write itself. The socket is
-// non-blocking, so the lane writes with a raw system call, inside
-// RawConn.Write (which holds the descriptor against a concurrent close),
-// and leaves waiting on a full socket buffer to the poller as before.
+// Write and writeTwo write a lane connection's answers with a raw system
+// call (internal/rawio says why), waiting on the poller when the socket
+// is full. A write to a loopback peer takes 15-20 µs for a 28 KB answer;
+// as an ordinary call, the processor's hand-off to another thread and
+// back cost about as much CPU as the write itself on the JPEG.
 func (lio *laneIO) Write(p []byte) (int, error) {
 	err := lio.writeTwo(p, nil)
 	if err != nil {
@@ -539,20 +534,13 @@ func (lio *laneIO) writeRaw(fd uintptr) bool {
 	return ready
 }
 
-// read reads from the lane connection with a raw system call, inside
-// RawConn.Read, which waits on the poller (and the read deadline) when
-// nothing has arrived.
-//
-// An ordinary system call also tells the scheduler, and when the whole
-// process was idle, that wakes the runtime's monitor thread (sysmon) and
-// sets it polling every 20 µs for the next few milliseconds. Under a
-// load that leaves the daemon idle between bursts, as 64 connections
-// from one client on two cores do, the monitor then never slows down: on
-// the JPEG it woke about 3,300 times a second and used 8% of a core. With the
-// lane's reads, writes and the kept file's stat all raw (filecache.go),
-// a cached static request enters no system call the scheduler sees.
-// The socket is non-blocking, so a raw read never holds the processor
-// longer than the copy.
+// read reads from the lane connection with a raw system call (rawio),
+// inside RawConn.Read, which waits on the poller (and the read deadline)
+// when nothing has arrived. With ordinary reads the monitor thread woke
+// about 3,300 times a second under the JPEG load and used 8% of a core;
+// with the lane's reads, writes and the kept file's stat all raw
+// (filecache.go), a cached static request enters no system call the
+// scheduler sees.
 func (lio *laneIO) read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil

@@ -67,19 +67,30 @@ const (
 func prepare(m any, b []byte) {
 	switch m := m.(type) {
 	case *ExchangeFrame:
-		if present, heads, headers := frameShape(b, exchangeResponse, responseHeaders); present {
-			m.Response = newResponseArena(heads, headers)
+		var req, resp frameShape
+		eachBytes(b, func(num protowire.Number, v []byte) {
+			switch num {
+			case exchangeRequest:
+				req.add(v, requestHeaders)
+			case exchangeResponse:
+				resp.add(v, responseHeaders)
+			}
+		})
+		if resp.present {
+			m.Response = newResponseArena(resp.heads, resp.headers)
 		}
-		if present, heads, headers := frameShape(b, exchangeRequest, requestHeaders); present {
-			m.Request = newRequestArena(heads, headers)
+		if req.present {
+			m.Request = newRequestArena(req.heads, req.headers)
 		}
 	case *HTTPResponseFrame: // a ServeHTTP call's answer
-		if heads, headers := headShape(b, responseHeaders); heads > 0 {
-			m.Head = newResponseArena(heads, headers).Head
+		var s frameShape
+		if s.add(b, responseHeaders); s.heads > 0 {
+			m.Head = newResponseArena(s.heads, s.headers).Head
 		}
 	case *HTTPRequestFrame: // a ServeHTTP call's request
-		if heads, headers := headShape(b, requestHeaders); heads > 0 {
-			m.Head = newRequestArena(heads, headers).Head
+		var s frameShape
+		if s.add(b, requestHeaders); s.heads > 0 {
+			m.Head = newRequestArena(s.heads, s.headers).Head
 		}
 	}
 }
@@ -124,42 +135,46 @@ func newRequestArena(heads, headers int) *HTTPRequestFrame {
 	return &a.frame
 }
 
-// frameShape reports whether message b holds field frame (a request or a
-// response frame), and how many heads and headers (field headers of a
-// head) those frames hold.
-func frameShape(b []byte, frame, headers protowire.Number) (present bool, heads, n int) {
-	eachField(b, frame, func(f []byte) {
-		present = true
-		h, k := headShape(f, headers)
-		heads, n = heads+h, n+k
-	})
-	return present, heads, n
+// frameShape is what a request or response frame holds, over every
+// occurrence of it in a message: how many heads, and how many headers
+// (field headersField of a head) those hold.
+type frameShape struct {
+	present        bool
+	heads, headers int
 }
 
-// headShape counts the heads of frame b and the headers they hold.
-func headShape(b []byte, headers protowire.Number) (heads, n int) {
-	eachField(b, frameHead, func(h []byte) {
-		heads++
-		eachField(h, headers, func([]byte) { n++ })
+// add counts frame f, whose heads' headers are field headersField.
+func (s *frameShape) add(f []byte, headersField protowire.Number) {
+	s.present = true
+	eachBytes(f, func(num protowire.Number, h []byte) {
+		if num != frameHead {
+			return
+		}
+		s.heads++
+		eachBytes(h, func(num protowire.Number, _ []byte) {
+			if num == headersField {
+				s.headers++
+			}
+		})
 	})
-	return heads, n
 }
 
-// eachField calls f with every length-delimited field num of message b.
-// It stops early on malformed input, which the decoder then refuses.
-func eachField(b []byte, num protowire.Number, f func([]byte)) {
+// eachBytes calls f with the number and bytes of every length-delimited
+// field of message b, in one pass. It stops early on malformed input,
+// which the decoder then refuses.
+func eachBytes(b []byte, f func(protowire.Number, []byte)) {
 	for len(b) > 0 {
 		n, typ, l := protowire.ConsumeTag(b)
 		if l < 0 {
 			return
 		}
 		b = b[l:]
-		if n == num && typ == protowire.BytesType {
+		if typ == protowire.BytesType {
 			v, l := protowire.ConsumeBytes(b)
 			if l < 0 {
 				return
 			}
-			f(v)
+			f(n, v)
 			b = b[l:]
 			continue
 		}

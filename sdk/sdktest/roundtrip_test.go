@@ -1,7 +1,6 @@
 package sdktest_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,12 +10,9 @@ import (
 	"github.com/socketd/socketd/sdk/sdktest"
 )
 
-// streamer sends a first chunk, then waits for its call to be cancelled.
-type streamer struct{}
-
-func (streamer) Describe() sdk.Description { return sdk.Description{Name: "streamer", Version: "0"} }
-
-func (streamer) Configure(context.Context, *sdk.Config) sdk.Diagnostics { return nil }
+// streamer is tiny (hop_bench_test.go), but sends a first chunk and then
+// waits for its call to be cancelled.
+type streamer struct{ tiny }
 
 func (streamer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "first")
