@@ -406,16 +406,14 @@ func newLaneCtx() *laneCtx { return &laneCtx{extra: -1, slot: sweepSlot{i: -1}} 
 
 // recycle gives an ended context back to laneCtxs if nobody awaited it;
 // one that was awaited stays ended for whoever holds it. Every handler of
-// the front is synchronous, so nothing holds an unawaited one after it,
-// but for a plugin call's context that ended first (Adopt), which gRPC
-// may still hold after a ServeHTTP call: its Deadline and Value reach this
-// one's base, so base stays set (a connection's server and local address,
-// alike for every connection of the listener).
+// the front is synchronous, so nothing holds an unawaited one after it.
+// One that adopted a plugin call's context was awaited: gRPC may still
+// hold the call's context, and the watch armed for it may still run.
 func (c *laneCtx) recycle() {
 	if !c.Reuse() {
 		return
 	}
-	c.conn, c.readDeadline = nil, time.Time{}
+	c.base, c.conn, c.readDeadline = nil, nil, time.Time{}
 	c.armed, c.finished, c.watching, c.extra, c.dead = false, false, nil, -1, false
 	laneCtxs.Put(c)
 }

@@ -154,6 +154,31 @@ func TestLaneCancelsWhenTheClientLeaves(t *testing.T) {
 	}
 }
 
+// A lane context that adopted a plugin call's context is never reused,
+// even once the call ended first: the sweep may still start the watch it
+// armed, which would read the next request's connection, and gRPC may
+// still ask the call's context for the request's deadline and values.
+func TestAdoptedLaneContextIsNotReused(t *testing.T) {
+	ctx := newLaneCtx()
+	ctx.base = context.Background()
+	call := withTimeout(ctx, time.Hour)
+	call.Done()
+	if !ctx.armed {
+		t.Fatal("adopting a call did not arm the watch")
+	}
+	call.cancel()
+	ctx.finish()
+	if ctx.Reuse() {
+		t.Fatal("a lane context that adopted a call was made live again")
+	}
+	unasked := newLaneCtx()
+	unasked.base = context.Background()
+	unasked.finish()
+	if !unasked.Reuse() {
+		t.Fatal("a lane context nobody awaited was not reused")
+	}
+}
+
 // TestLaneHandsOverWhatItDoesNotTake sends, on one connection, requests
 // the lane leaves to net/http between ones it takes, some pipelined in one
 // write: each is answered, in order, as net/http answers it.

@@ -34,11 +34,8 @@ type Cancel struct {
 	parent     context.Context
 	stopParent func() bool
 	adopter    *Cancel
-	// gen counts Reuses, so that a stop func from before one cannot
-	// remove a function registered after it.
-	gen uint64
-	// awaited: someone holds its Done channel, or was told it ended, and
-	// must go on seeing it ended (Reuse).
+	// awaited: someone asked for Done, AfterFunc or Adopt while it lived,
+	// and may still be told it ended (Reuse).
 	awaited bool
 }
 
@@ -118,8 +115,9 @@ func (c *Cancel) tie() {
 }
 
 // Adopt ties child to c: c's end ends child, with c's error, unless child
-// ended first, which unties it. A child that ended first does not count
-// as awaiting c (Reuse): it no longer asks c anything.
+// ended first, which unties it. c counts as awaited (Reuse) from then on:
+// the child, or whatever holds it, may still ask c for its deadline and
+// values, and an owner may have started what ends c for it (a watch).
 func (c *Cancel) Adopt(child *Cancel) {
 	c.mu.Lock()
 	if err := c.err; err != nil {
@@ -127,6 +125,7 @@ func (c *Cancel) Adopt(child *Cancel) {
 		child.End(err)
 		return
 	}
+	c.awaited = true
 	c.children = append(c.children, child)
 	c.mu.Unlock()
 	child.mu.Lock()
@@ -173,12 +172,13 @@ func (c *Cancel) AfterFunc(f func()) (stop func() bool) {
 		go f()
 		return func() bool { return false }
 	}
-	i, gen := len(c.afters), c.gen
+	c.awaited = true
+	i := len(c.afters)
 	c.afters = append(c.afters, f)
 	return func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if gen != c.gen || i >= len(c.afters) || c.afters[i] == nil {
+		if i >= len(c.afters) || c.afters[i] == nil {
 			return false
 		}
 		c.afters[i] = nil
@@ -203,16 +203,7 @@ func (c *Cancel) End(err error) bool {
 		close(c.done)
 	}
 	afters, children, stop, adopter := c.afters, c.children, c.stopParent, c.adopter
-	c.stopParent, c.adopter = nil, nil
-	// The slices keep their arrays for Reuse; nothing reads them again
-	// before it, as every registration now finds the context ended.
-	c.afters, c.children = afters[:0], children[:0]
-	for _, f := range afters {
-		c.awaited = c.awaited || f != nil
-	}
-	for _, ch := range children {
-		c.awaited = c.awaited || ch != nil
-	}
+	c.afters, c.children, c.stopParent, c.adopter = nil, nil, nil, nil
 	c.mu.Unlock()
 	if stop != nil {
 		stop()
@@ -230,17 +221,14 @@ func (c *Cancel) End(err error) bool {
 			ch.End(err)
 		}
 	}
-	clear(afters)
-	clear(children)
 	return true
 }
 
 // Reuse makes an ended context that nobody awaited live again, for its
 // owner to hand out anew, and reports whether it did. One that was
-// awaited stays ended: whoever holds its Done channel, or had a function
-// or a child still registered when it ended, must see it end and stay
-// ended. A registration stopped before the end (an AfterFunc's stop, a
-// child that ended first) awaits nothing.
+// awaited (Done, AfterFunc or Adopt while it lived) stays ended: whoever
+// holds its channel, registered a function or adopted a child must see
+// it end and stay ended.
 // The owner must know that nothing holds an unawaited one any more, as a
 // holder's Err would read nil again.
 func (c *Cancel) Reuse() bool {
@@ -250,6 +238,5 @@ func (c *Cancel) Reuse() bool {
 		return false
 	}
 	c.err, c.done = nil, nil
-	c.gen++
 	return true
 }

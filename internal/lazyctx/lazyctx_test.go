@@ -204,39 +204,26 @@ func TestReuseOnlyWhatNobodyAwaited(t *testing.T) {
 		t.Fatal("a context with an AfterFunc was reused")
 	}
 
-	// A function stopped before the end awaits nothing, and its stop
-	// called again after a Reuse leaves the next one registered.
+	// A registration stopped or untied before the end still counts: its
+	// holder may still ask (a child's Deadline and Value reach the
+	// parent), and its owner may have started what ends it.
 	stopped := new(testCtx)
-	stop := stopped.AfterFunc(func() {})
-	stop()
+	stopped.AfterFunc(func() {})()
 	stopped.End(nil)
-	if !stopped.Reuse() {
-		t.Fatal("a context whose only AfterFunc was stopped was not reused")
+	if stopped.Reuse() {
+		t.Fatal("a context whose AfterFunc was stopped was reused")
 	}
-	ran := make(chan struct{})
-	stopped.AfterFunc(func() { close(ran) })
-	if stop() {
-		t.Fatal("a stop from before the Reuse stopped a function registered after it")
-	}
-	stopped.End(nil)
-	<-ran
-
-	// A child still tied at the end was told: no Reuse. One that ended
-	// first no longer asks the parent anything.
-	parent, child := new(testCtx), new(testCtx)
-	child.Under(parent)
-	child.Done()
-	parent.End(nil)
-	if parent.Reuse() {
-		t.Fatal("a context was reused after ending a child")
-	}
-	parent, child = new(testCtx), new(testCtx)
-	child.Under(parent)
-	child.Done()
-	child.End(nil)
-	parent.End(nil)
-	if !parent.Reuse() {
-		t.Fatal("a context whose only child ended first was not reused")
+	for _, childFirst := range []bool{false, true} {
+		parent, child := new(testCtx), new(testCtx)
+		child.Under(parent)
+		child.Done()
+		if childFirst {
+			child.End(nil)
+		}
+		parent.End(nil)
+		if parent.Reuse() {
+			t.Fatalf("a context that adopted a child was reused (child ended first: %v)", childFirst)
+		}
 	}
 
 	derived := new(testCtx)
