@@ -17,6 +17,7 @@ import (
 	"github.com/socketd/socketd/daemon/fileid"
 	"github.com/socketd/socketd/sdk"
 	pluginpb "github.com/socketd/socketd/sdk/proto"
+	"google.golang.org/protobuf/proto"
 )
 
 // fileCache remembers a route's cacheable file answers by path, so a hot
@@ -162,11 +163,16 @@ func (c *fileCache) get(path string) *cachedFile {
 	return nil
 }
 
+// put keeps a plugin's file answer (fa, in head) for path. The head is
+// copied: the frame it came in is received into again
+// (exchange.Call.Recv).
 func (c *fileCache) put(path string, head *pluginpb.HTTPResponse, fa *pluginpb.FileAnswer, f sdk.File) {
 	if c.size.Load() >= maxCachedFiles {
 		return
 	}
-	if _, loaded := c.m.LoadOrStore(path, &cachedFile{file: f, head: head, answer: fa}); !loaded {
+	head = proto.CloneOf(head)
+	e := &cachedFile{file: f, head: head, answer: head.GetFile()}
+	if _, loaded := c.m.LoadOrStore(path, e); !loaded {
 		c.size.Add(1)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/socketd/socketd/sdk"
+	pluginpb "github.com/socketd/socketd/sdk/proto"
 )
 
 // cacheFile caches path's file answer in c, as a first plugin answer would.
@@ -115,5 +116,22 @@ func BenchmarkCachedFileHit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c.serve(&headerOnlyWriter{h: http.Header{}}, r, "/a.txt", e)
+	}
+}
+
+// TestCachedAnswerOwnsItsHead: a kept file answer does not share the head
+// it came in, which the exchange stream receives the next answer into.
+func TestCachedAnswerOwnsItsHead(t *testing.T) {
+	var c fileCache
+	head := &pluginpb.HTTPResponse{Status: 200, Headers: []*pluginpb.Header{{Name: "Cache-Control", Values: []string{"max-age=60"}}},
+		File: &pluginpb.FileAnswer{Path: "/srv/a.txt", ContentType: "text/plain"}}
+	c.put("/a.txt", head, head.GetFile(), sdk.File{Path: "/srv/a.txt"})
+	*head.Headers[0] = pluginpb.Header{Name: "X-Next", Values: []string{"next"}}
+	head.File.ContentType = "image/png"
+	e := c.get("/a.txt")
+	h := http.Header{}
+	setFileHeaders(h, e.head, e.answer)
+	if h.Get("Cache-Control") != "max-age=60" || h.Get("X-Next") != "" || h.Get("Content-Type") != "text/plain" {
+		t.Fatalf("the kept answer changed with the frame it came in: %v", h)
 	}
 }

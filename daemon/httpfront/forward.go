@@ -207,7 +207,7 @@ func (f *Forward) relay(w http.ResponseWriter, r *http.Request, stream answerStr
 	if status < 200 || status > 999 {
 		return &Error{Status: http.StatusBadGateway, Msg: "bad gateway", Err: errors.New("plugin answered status " + strconv.Itoa(status))}
 	}
-	copyHeaders(w.Header(), head.GetHeaders())
+	exchange.CopyHeaders(w.Header(), head.GetHeaders())
 	if frame.GetEnd() && w.Header().Get("Content-Length") == "" {
 		w.Header().Set("Content-Length", strconv.Itoa(len(frame.GetBody())))
 	}
@@ -416,20 +416,11 @@ func serveOpenFile(w http.ResponseWriter, r *http.Request, head *pluginpb.HTTPRe
 
 // setFileHeaders sets a file answer's headers on hdr.
 func setFileHeaders(hdr http.Header, head *pluginpb.HTTPResponse, fa *pluginpb.FileAnswer) {
-	copyHeaders(hdr, head.GetHeaders())
+	exchange.CopyHeaders(hdr, head.GetHeaders())
 	if ct := fa.GetContentType(); ct != "" {
 		hdr.Set("Content-Type", ct)
 	}
 	if et := fa.GetEtag(); et != "" {
 		hdr.Set("Etag", et)
-	}
-}
-
-func copyHeaders(dst http.Header, src []*pluginpb.Header) {
-	for _, h := range src {
-		if sdk.IsHopByHop(h.GetName()) {
-			continue
-		}
-		dst[http.CanonicalHeaderKey(h.GetName())] = h.GetValues()
 	}
 }

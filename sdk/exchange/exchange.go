@@ -10,6 +10,7 @@ package exchange
 import (
 	"context"
 	"io"
+	"net/http"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -26,7 +27,7 @@ type Stream struct {
 	sendMu sync.Mutex // a gRPC stream takes one Send at a time
 
 	mu    sync.Mutex
-	calls map[uint64]chan *pluginpb.ExchangeFrame
+	calls map[uint64]chan *pluginpb.ExchangeIn
 	next  uint64
 	// done is closed when the stream broke; err says why.
 	done chan struct{}
@@ -55,7 +56,7 @@ func For(client pluginpb.PluginClient) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &Stream{client: client, stream: stream, calls: make(map[uint64]chan *pluginpb.ExchangeFrame), done: make(chan struct{})}
+	x := &Stream{client: client, stream: stream, calls: make(map[uint64]chan *pluginpb.ExchangeIn), done: make(chan struct{})}
 	if v, loaded := streams.LoadOrStore(client, x); loaded {
 		// Another request opened one first; this one is not used.
 		stream.CloseSend()
@@ -65,11 +66,16 @@ func For(client pluginpb.PluginClient) (*Stream, error) {
 	return x, nil
 }
 
+// inbound keeps the frames the stream's reader receives into, each
+// decoded into the same memory again once its call is done with it.
+var inbound = sync.Pool{New: func() any { return new(pluginpb.ExchangeIn) }}
+
 // read hands each answer frame to its request, until the stream breaks.
 func (x *Stream) read() {
 	for {
-		f, err := x.stream.Recv()
-		if err != nil {
+		in := inbound.Get().(*pluginpb.ExchangeIn)
+		if err := x.stream.RecvMsg(in); err != nil {
+			inbound.Put(in)
 			if err == io.EOF {
 				err = status.Error(codes.Unavailable, "plugin closed its exchange stream")
 			}
@@ -83,18 +89,23 @@ func (x *Stream) read() {
 		// Under the lock, so that no frame reaches a call's channel
 		// after Close took it out: the channel goes on to the next call.
 		x.mu.Lock()
-		if ch := x.calls[f.GetId()]; ch != nil { // else the request is over (cancelled, timed out)
+		delivered := false
+		if ch := x.calls[in.Frame.GetId()]; ch != nil { // else the request is over (cancelled, timed out)
 			select {
-			case ch <- f:
+			case ch <- in:
+				delivered = true
 			default:
 				// More frames than the window: the plugin broke the
 				// protocol. Only that request fails; closing its channel
 				// says so.
-				delete(x.calls, f.GetId())
+				delete(x.calls, in.Frame.GetId())
 				close(ch)
 			}
 		}
 		x.mu.Unlock()
+		if !delivered {
+			inbound.Put(in)
+		}
 	}
 }
 
@@ -134,10 +145,13 @@ func (x *Stream) Start(ctx context.Context, req *pluginpb.HTTPRequestFrame) (*Ca
 type Call struct {
 	x      *Stream
 	id     uint64
-	frames chan *pluginpb.ExchangeFrame
+	frames chan *pluginpb.ExchangeIn
 	ctx    context.Context
 	got    int
 	ended  bool
+	// last is the frame Recv returned last, received into again once
+	// the call is done with it.
+	last *pluginpb.ExchangeIn
 	// out is the frame the call sends (its request, credit, a cancel),
 	// one at a time, each marshalled before the send returns.
 	out pluginpb.ExchangeFrame
@@ -146,7 +160,7 @@ type Call struct {
 // callPool keeps Calls, with their channels, from one request to the
 // next: a channel, a Call and a frame were three allocations a request.
 var callPool = sync.Pool{New: func() any {
-	return &Call{frames: make(chan *pluginpb.ExchangeFrame, sdk.ExchangeWindow)}
+	return &Call{frames: make(chan *pluginpb.ExchangeIn, sdk.ExchangeWindow)}
 }}
 
 // send sends one of the call's frames (a request, credit or a cancel), in
@@ -160,17 +174,24 @@ func (c *Call) send(req *pluginpb.HTTPRequestFrame, credit uint32, cancel bool) 
 
 // Recv returns the next frame of the answer. Calling it again means the
 // previous frame was passed on, so the plugin gets credit for one more.
+// A frame is good until the next Recv or Close, which receive into it
+// again: its strings and body may be kept, not its headers' slices
+// (CopyHeaders copies them).
 func (c *Call) Recv() (*pluginpb.HTTPResponseFrame, error) {
+	c.done()
 	if c.got > 0 && !c.ended {
 		if err := c.send(nil, 1, false); err != nil {
 			return nil, c.streamErr(err)
 		}
 	}
 	select {
-	case f, ok := <-c.frames:
-		switch {
-		case !ok:
+	case in, ok := <-c.frames:
+		if !ok {
 			return nil, status.Error(codes.Internal, "plugin sent more frames than its window")
+		}
+		c.last = in
+		f := &in.Frame
+		switch {
 		case f.GetAbort():
 			c.ended = true
 			return nil, status.Error(codes.Aborted, "plugin aborted the answer")
@@ -202,12 +223,15 @@ func (c *Call) Close() {
 	}
 	// Frames of an answer left unread stay in the channel; a channel
 	// closed for a broken window cannot be used again.
+	c.done()
 	for drained := false; !drained; {
 		select {
-		case _, open := <-c.frames:
+		case in, open := <-c.frames:
 			if !open {
-				c.frames = make(chan *pluginpb.ExchangeFrame, sdk.ExchangeWindow)
+				c.frames = make(chan *pluginpb.ExchangeIn, sdk.ExchangeWindow)
 				drained = true
+			} else {
+				inbound.Put(in)
 			}
 		default:
 			drained = true
@@ -215,6 +239,33 @@ func (c *Call) Close() {
 	}
 	c.x, c.id, c.ctx, c.got, c.ended = nil, 0, nil, 0, false
 	callPool.Put(c)
+}
+
+// done gives back the frame Recv returned last.
+func (c *Call) done() {
+	if c.last != nil {
+		inbound.Put(c.last)
+		c.last = nil
+	}
+}
+
+// CopyHeaders sets an answer's headers on dst, all but the hop-by-hop
+// ones, with values of their own (one allocation for all): dst may
+// outlive the frame, whose slices are reused (Call.Recv).
+func CopyHeaders(dst http.Header, src []*pluginpb.Header) {
+	n := 0
+	for _, h := range src {
+		n += len(h.GetValues())
+	}
+	values := make([]string, 0, n)
+	for _, h := range src {
+		if sdk.IsHopByHop(h.GetName()) {
+			continue
+		}
+		start := len(values)
+		values = append(values, h.GetValues()...)
+		dst[http.CanonicalHeaderKey(h.GetName())] = values[start:len(values):len(values)]
+	}
 }
 
 // streamErr is the error of a failed Send: the stream's own when it broke.

@@ -569,7 +569,7 @@ func (h *Harness) forward(req *http.Request, route string, values map[string]str
 		return nil, fmt.Errorf("sdktest: the plugin answered status %d (the core answers 502)", status)
 	}
 	header := http.Header{}
-	copyHeaders(header, rh.GetHeaders())
+	exchange.CopyHeaders(header, rh.GetHeaders())
 	if frame.GetEnd() && header.Get("Content-Length") == "" {
 		header.Set("Content-Length", strconv.Itoa(len(frame.GetBody())))
 	}
@@ -709,7 +709,7 @@ func serveFile(req *http.Request, route string, head *pluginpb.HTTPResponse, fa 
 	}
 	defer fh.Close()
 	rec := httptest.NewRecorder()
-	copyHeaders(rec.Header(), head.GetHeaders())
+	exchange.CopyHeaders(rec.Header(), head.GetHeaders())
 	if f.ContentType != "" {
 		rec.Header().Set("Content-Type", f.ContentType)
 	}
@@ -718,14 +718,6 @@ func serveFile(req *http.Request, route string, head *pluginpb.HTTPResponse, fa 
 	}
 	http.ServeContent(rec, req, f.Path, f.Identity.ModTime(), fh)
 	return recorded(rec, route, f), nil
-}
-
-func copyHeaders(dst http.Header, src []*pluginpb.Header) {
-	for _, h := range src {
-		if !sdk.IsHopByHop(h.GetName()) {
-			dst[http.CanonicalHeaderKey(h.GetName())] = h.GetValues()
-		}
-	}
 }
 
 // Conn is the client's end of a tcp connection to the plugin's
