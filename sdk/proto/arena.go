@@ -69,15 +69,7 @@ const (
 func prepare(m any, b []byte) {
 	switch m := m.(type) {
 	case *ExchangeFrame:
-		var req, resp frameShape
-		eachBytes(b, func(num protowire.Number, v []byte) {
-			switch num {
-			case exchangeRequest:
-				req.add(v, requestHeaders)
-			case exchangeResponse:
-				resp.add(v, responseHeaders)
-			}
-		})
+		req, resp := exchangeShape(b)
 		if resp.present {
 			m.Response = newResponseArena(resp.heads, resp.headers)
 		}
@@ -85,13 +77,9 @@ func prepare(m any, b []byte) {
 			m.Request = newRequestArena(req.heads, req.headers)
 		}
 	case *ExchangeIn:
-		var resp frameShape
-		eachBytes(b, func(num protowire.Number, v []byte) {
-			if num == exchangeResponse { // a request is not the calling side's to get
-				resp.add(v, responseHeaders)
-			}
-		})
-		if resp.present {
+		// A request is not the calling side's to get: one decodes with
+		// allocations of its own.
+		if _, resp := exchangeShape(b); resp.present {
 			m.Frame.Response = m.resp.reuse(resp.heads, resp.headers)
 		}
 	case *HTTPResponseFrame: // a ServeHTTP call's answer
@@ -123,10 +111,7 @@ func newResponseArena(heads, headers int) *HTTPResponseFrame {
 		a.frame.Head = &a.head
 		return &a.frame
 	}
-	a := new(responseArena)
-	a.frame.Head = &a.head
-	a.head.Headers = a.ready(headers)
-	return &a.frame
+	return new(responseArena).reuse(heads, headers)
 }
 
 func newRequestArena(heads, headers int) *HTTPRequestFrame {
@@ -145,6 +130,20 @@ func newRequestArena(heads, headers int) *HTTPRequestFrame {
 	a.frame.Head = &a.head
 	a.head.Headers = a.ready(headers)
 	return &a.frame
+}
+
+// exchangeShape is what the request and the response frames of
+// ExchangeFrame b hold.
+func exchangeShape(b []byte) (req, resp frameShape) {
+	eachBytes(b, func(num protowire.Number, v []byte) {
+		switch num {
+		case exchangeRequest:
+			req.add(v, requestHeaders)
+		case exchangeResponse:
+			resp.add(v, responseHeaders)
+		}
+	})
+	return req, resp
 }
 
 // frameShape is what a request or response frame holds, over every
@@ -211,8 +210,8 @@ type ExchangeIn struct {
 	resp  responseArena
 }
 
-// reuse readies the arena's frame for a decode, as newResponseArena
-// readies a new one.
+// reuse readies the arena's frame, new or decoded into before, for a
+// decode.
 func (a *responseArena) reuse(heads, headers int) *HTTPResponseFrame {
 	a.frame = HTTPResponseFrame{}
 	if heads > 0 {
