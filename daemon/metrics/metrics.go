@@ -86,7 +86,7 @@ func New() *Metrics {
 			Name: "socketd_http_parked_connections",
 			Help: "Idle keep-alive connections parked: watched by epoll, without a goroutine or buffers, until their next request.",
 		}, func() float64 { return float64(httpfront.ParkedConnections()) }),
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), schedLatencies{}, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

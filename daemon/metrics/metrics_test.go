@@ -4,8 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
+	"math"
 	"net"
 	"net/http"
+	rtmetrics "runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +96,40 @@ socketd_plugin_calls_in_flight{plugin="static"} 2
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
 		"socketd_config_last_reload_successful", "socketd_plugin_restarts_total", "socketd_plugin_up", "socketd_plugin_calls_in_flight"); err != nil {
 		t.Error(err)
+	}
+}
+
+// The scheduler's latency histogram is what tells a tail of waiting from
+// a tail of work; the default Go collector leaves it out.
+func TestSchedulingLatencyIsExported(t *testing.T) {
+	families, err := New().Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "go_sched_latencies_seconds" {
+			continue
+		}
+		h := f.GetMetric()[0].GetHistogram()
+		if h == nil || len(h.GetBucket()) != len(schedBuckets) {
+			t.Fatalf("go_sched_latencies_seconds is not a histogram with %d buckets: %v", len(schedBuckets), f)
+		}
+		return
+	}
+	t.Fatal("go_sched_latencies_seconds missing from /metrics")
+}
+
+func TestRebucketNeverCountsALongerWait(t *testing.T) {
+	h := &rtmetrics.Float64Histogram{
+		Counts:  []uint64{1, 2, 3, 4},
+		Buckets: []float64{math.Inf(-1), 10e-6, 20e-6, 5e-3, math.Inf(1)},
+	}
+	count, sum, cumulative := rebucket(h, []float64{16e-6, 4.096e-3, 8.192e-3})
+	want := map[float64]uint64{16e-6: 1, 4.096e-3: 3, 8.192e-3: 6}
+	if count != 10 || !maps.Equal(cumulative, want) {
+		t.Errorf("count %d, buckets %v; want 10, %v", count, cumulative, want)
+	}
+	if wantSum := 2*10e-6 + 3*20e-6 + 4*5e-3; math.Abs(sum-wantSum) > 1e-12 {
+		t.Errorf("sum %g, want %g (lower edges)", sum, wantSum)
 	}
 }
