@@ -6,8 +6,8 @@
 // "The tail is the shape of the waiting"):
 //
 //   - goroutine: a goroutine per connection, waiting in Go's poller between
-//     requests, reads and writes as raw system calls. socketd's fast lane
-//     (and net/http) wait this way.
+//     requests, reads and writes as raw system calls (internal/rawio).
+//     socketd's fast lane (and net/http) wait this way.
 //   - epoll: one epoll set, each connection in it with EPOLLONESHOT, served
 //     by -workers goroutines that each take one ready connection at a
 //     time.
@@ -35,6 +35,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/socketd/socketd/internal/rawio"
 )
 
 func main() {
@@ -101,6 +103,9 @@ func (s *server) acceptEach(ln net.Listener) {
 	}
 }
 
+// serveEach reads and answers c's requests as the lane does: rawio's reads
+// and writes in RawConn callbacks made once, waiting in Go's poller when
+// they must.
 func (s *server) serveEach(c *net.TCPConn) {
 	defer c.Close()
 	rc, err := c.SyscallConn()
@@ -109,39 +114,27 @@ func (s *server) serveEach(c *net.TCPConn) {
 	}
 	buf := make([]byte, 4096)
 	var n, got int
-	var rerr syscall.Errno
+	var rerr error
 	read := func(fd uintptr) bool {
-		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[n])), uintptr(len(buf)-n))
-		if e == syscall.EAGAIN {
-			return false // wait in Go's poller
-		}
-		got, rerr = int(r), e
-		return true
+		var ready bool
+		got, ready, rerr = rawio.Read(fd, buf[n:])
+		return ready
 	}
 	var out []byte
-	var werr syscall.Errno
+	var werr error
 	write := func(fd uintptr) bool {
-		for len(out) > 0 {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&out[0])), uintptr(len(out)))
-			if e == syscall.EAGAIN {
-				return false
-			}
-			if e != 0 {
-				werr = e
-				return true
-			}
-			out = out[r:]
-		}
-		return true
+		var ready bool
+		out, _, ready, werr = rawio.Writev(fd, out, nil)
+		return ready
 	}
 	for n < len(buf) {
-		if rc.Read(read) != nil || rerr != 0 || got == 0 {
+		if rc.Read(read) != nil || rerr != nil {
 			return
 		}
 		var ok bool
 		n, ok = s.answerAll(buf, n+got, func(p []byte) bool {
 			out = p
-			return rc.Write(write) == nil && werr == 0
+			return rc.Write(write) == nil && werr == nil
 		})
 		if !ok {
 			return
@@ -231,17 +224,17 @@ func (s *server) serveShared(c *sharedConn) bool {
 	if c.n == len(c.buf) {
 		return false
 	}
-	r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(c.fd), uintptr(unsafe.Pointer(&c.buf[c.n])), uintptr(len(c.buf)-c.n))
-	if e == syscall.EAGAIN {
+	got, ready, err := rawio.Read(uintptr(c.fd), c.buf[c.n:])
+	if !ready {
 		return true
 	}
-	if e != 0 || r == 0 {
+	if err != nil {
 		return false
 	}
 	var ok bool
-	c.n, ok = s.answerAll(c.buf, c.n+int(r), func(p []byte) bool {
-		w, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(c.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		return e == 0 && int(w) == len(p)
+	c.n, ok = s.answerAll(c.buf, c.n+got, func(p []byte) bool {
+		rest, _, ready, err := rawio.Writev(uintptr(c.fd), p, nil)
+		return ready && err == nil && len(rest) == 0
 	})
 	return ok
 }
