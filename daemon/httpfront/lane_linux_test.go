@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -263,6 +264,100 @@ func TestLaneShutdownWaitsForBusyConnections(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestLaneOutlivesHandlersThatBlock blocks more handlers than the lane
+// has workers, in each way a handler can wait: on its context (a plugin
+// call), on something else (a sleep, which only the monitor notices), on
+// a client too slow for its answer, and on a request head that stops
+// halfway. Another connection must still be answered meanwhile, and each
+// blocked one once it is let go.
+func TestLaneOutlivesHandlersThatBlock(t *testing.T) {
+	release := make(chan struct{})
+	big := bytes.Repeat([]byte("z"), 8<<20)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/context":
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		case "/other":
+			<-release
+		case "/big":
+			w.Write(big)
+			return
+		}
+		io.WriteString(w, "done "+r.URL.Path)
+	})
+	_, addr := serveFront(t, Limits{}, h)
+	workers := runtime.GOMAXPROCS(0)
+	var blocked []*rawConn
+	for i := range 2 * workers {
+		for _, path := range []string{"/context", "/other", "/big"} {
+			c := dialRaw(t, addr)
+			io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			blocked = append(blocked, c)
+		}
+		half := dialRaw(t, addr)
+		io.WriteString(half, "GET /half HTTP/1.1\r\nHo")
+		if i == 0 {
+			defer func() {
+				io.WriteString(half, "st: x\r\n\r\n")
+				if code, body := half.answer(t, "GET"); code != 200 || body != "done /half" {
+					t.Errorf("the head sent in two parts: %d %q", code, body)
+				}
+			}()
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // let every handler start waiting
+	for i := range 3 {
+		c := dialRaw(t, addr)
+		io.WriteString(c, "GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
+		if code, body := c.answer(t, "GET"); code != 200 || body != "done /quick" {
+			t.Fatalf("quick request %d while others block: %d %q", i, code, body)
+		}
+	}
+	close(release)
+	for _, c := range blocked {
+		code, body := c.answer(t, "GET")
+		if code != 200 || (body != "done /context" && body != "done /other" && body != string(big)) {
+			t.Fatalf("a blocked request, let go: %d, %d bytes", code, len(body))
+		}
+	}
+}
+
+// TestWaitingLaneConnectionsCountAsParked: a lane connection between
+// requests holds no goroutine, so the parked metric counts it; it stops
+// counting when it closes.
+func TestWaitingLaneConnectionsCountAsParked(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	_, addr := serveFront(t, Limits{}, h)
+	before := ParkedConnections()
+	var conns []*rawConn
+	for range 5 {
+		c := dialRaw(t, addr)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if code, _ := c.answer(t, "GET"); code != 200 {
+			t.Fatalf("answer: %d", code)
+		}
+		conns = append(conns, c)
+	}
+	waitUntil(t, "5 more parked connections", func() bool { return ParkedConnections() == before+5 })
+	for _, c := range conns {
+		c.Close()
+	}
+	waitUntil(t, "the closed ones gone", func() bool { return ParkedConnections() == before })
+}
+
+// waitUntil polls cond until it holds, for up to a minute.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(time.Minute); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("waited a minute for %s", what)
+		}
 	}
 }
 

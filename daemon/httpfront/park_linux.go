@@ -38,8 +38,9 @@ import (
 var parked atomic.Int64
 
 // ParkedConnections is the number of idle keep-alive connections parked
-// now, across listeners (a metric).
-func ParkedConnections() int64 { return parked.Load() }
+// now, across listeners (a metric): net/http's parked ones, and the fast
+// lane's waiting for their next request.
+func ParkedConnections() int64 { return parked.Load() + waitingInLanes() }
 
 // parkAfter is how long a connection must be idle before it is parked:
 // longer than a busy client's pause between requests (wrk's 64 connections
@@ -61,9 +62,12 @@ func parkIdle(ln net.Listener, log *slog.Logger, l *lane) net.Listener {
 	}
 	pl.p = p
 	if l != nil {
-		pl.lane = l
-		l.handoff = pl.deliver
-		l.park = p.park
+		if err := l.openSet(); err != nil {
+			log.Warn("the fast lane is off", "error", err)
+		} else {
+			pl.lane = l
+			l.handoff = pl.deliver
+		}
 	}
 	go pl.acceptLoop()
 	go p.run()
