@@ -74,6 +74,15 @@ func laneDeadline(d time.Duration) int64 {
 // its context is caught.
 const stuckTick = 5 * time.Millisecond
 
+// yieldEvery is how many connections a worker serves before it lets the
+// goroutines queued behind it run. Under load a worker always finds a
+// ready connection, so it never parks, and what its requests woke (the
+// access log's writer, the plugin calls' readers) and its processor's
+// timers would wait for the scheduler's 10 ms preemption: the log's
+// buffer outgrew its 64 KB and was reallocated over and over, 3 times the
+// bytes a request allocated. 16 kept files' answers are about 160 µs.
+const yieldEvery = 16
+
 // laneEvents is what a waiting connection is armed for: its next bytes,
 // or its end.
 const laneEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
@@ -224,6 +233,7 @@ func (w *laneWorker) loop() {
 // run takes and serves connections until w is detached (true) or the set
 // closes (false).
 func (w *laneWorker) run() bool {
+	served := 0
 	for {
 		c, ok := w.next()
 		if !ok {
@@ -244,6 +254,9 @@ func (w *laneWorker) run() bool {
 		w.busy.Store(false)
 		if w.detached.Load() {
 			return true
+		}
+		if served++; served%yieldEvery == 0 {
+			runtime.Gosched()
 		}
 	}
 }
