@@ -419,9 +419,7 @@ func (l *lane) wait(ctx context.Context) error {
 	go func() { l.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		if l.set != nil {
-			l.set.close()
-		}
+		l.closeSet()
 		return nil
 	case <-ctx.Done():
 		l.close()
@@ -447,9 +445,7 @@ func (l *lane) close() {
 	for _, c := range idle {
 		l.end(c)
 	}
-	if l.set != nil {
-		l.set.close()
-	}
+	l.closeSet()
 }
 
 // laneCtx is a lane request's context. Like net/http's, it ends when the

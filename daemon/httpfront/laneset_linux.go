@@ -3,6 +3,7 @@
 package httpfront
 
 import (
+	"errors"
 	"math"
 	"os"
 	"runtime"
@@ -115,6 +116,11 @@ type laneSet struct {
 // openSet makes l's set and starts a worker per processor and the
 // monitor.
 func (l *lane) openSet() error {
+	l.mu.Lock() // against a shutdown that came before Serve got here
+	defer l.mu.Unlock()
+	if l.shutting.Load() {
+		return errors.New("the server is shutting down")
+	}
 	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return os.NewSyscallError("epoll_create1", err)
@@ -141,8 +147,18 @@ func (l *lane) openSet() error {
 	return nil
 }
 
-// close stops the workers and the monitor; a connection still served
-// finds the set closed when it would wait again, and closes.
+// closeSet stops the workers and the monitor, if they started; a
+// connection still served finds the set closed when it would wait again,
+// and closes.
+func (l *lane) closeSet() {
+	l.mu.Lock()
+	s := l.set
+	l.mu.Unlock()
+	if s != nil {
+		s.close()
+	}
+}
+
 func (s *laneSet) close() {
 	s.once.Do(func() {
 		liveLanes.Delete(s.l)
