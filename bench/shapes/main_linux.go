@@ -7,10 +7,11 @@
 //
 //   - goroutine: a goroutine per connection, waiting in Go's poller between
 //     requests, reads and writes as raw system calls (internal/rawio).
-//     socketd's fast lane (and net/http) wait this way.
+//     net/http waits this way, as socketd's fast lane did.
 //   - epoll: one epoll set, each connection in it with EPOLLONESHOT, served
 //     by -workers goroutines that each take one ready connection at a
-//     time.
+//     time. socketd's fast lane waits this way now
+//     (daemon/httpfront/laneset_linux.go).
 //
 // -work adds that much CPU to each request, a spin standing for what a
 // real server does between reading a request and answering it. Only the

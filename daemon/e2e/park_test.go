@@ -59,8 +59,9 @@ func (k *keepAlive) expect200(t *testing.T, path string) {
 }
 
 // TestIdleConnectionsAreParked checks that idle keep-alive connections
-// leave net/http for the parker (the metric counts them), serve their next
-// request as before, and are still closed at the listener's idle timeout.
+// are parked without a goroutine (in the fast lane's epoll set, or
+// net/http's parker; the metric counts both), serve their next request as
+// before, and are still closed at the listener's idle timeout.
 func TestIdleConnectionsAreParked(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("connections are parked on Linux only")
