@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -349,6 +350,138 @@ func TestWaitingLaneConnectionsCountAsParked(t *testing.T) {
 		c.Close()
 	}
 	waitUntil(t, "the closed ones gone", func() bool { return ParkedConnections() == before })
+}
+
+// TestLaneSetUnderChurn runs clients that do what clients do, all at
+// once, against an idle timeout short enough that the monitor closes
+// connections while others arrive: requests one at a time, pipelined,
+// with their head split, pauses past the idle timeout, and leaving
+// mid-request. Every answer a client reads must be its own, a connection
+// that was not idle must not be closed, and the shutdown must find every
+// connection accounted for.
+func TestLaneSetUnderChurn(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("wait") {
+			<-r.Context().Done() // a plugin call whose client leaves
+			return
+		}
+		io.WriteString(w, r.URL.Path)
+	})
+	lim := Limits{IdleTimeout: churnIdle, ReadHeaderTimeout: time.Second}
+	srv := NewServer("web", lim, h, nil, slog.New(slog.DiscardHandler))
+	ln := listen(t)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+
+	const clients, rounds = 16, 40
+	errs := make(chan error, clients)
+	for i := range clients {
+		go func() {
+			errs <- churn(addr, i, rounds)
+		}()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
+// churnIdle is TestLaneSetUnderChurn's idle timeout.
+const churnIdle = 100 * time.Millisecond
+
+// churn is one client of TestLaneSetUnderChurn.
+func churn(addr string, id, rounds int) error {
+	var c net.Conn
+	var r *bufio.Reader
+	var lastAnswer time.Time
+	dial := func() error {
+		if c != nil {
+			c.Close()
+		}
+		var err error
+		c, err = net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		c.SetDeadline(time.Now().Add(time.Minute))
+		r = bufio.NewReader(c)
+		lastAnswer = time.Now()
+		return nil
+	}
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	if err := dial(); err != nil {
+		return err
+	}
+	for i := range rounds {
+		path := fmt.Sprintf("/%d/%d", id, i)
+		req := "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n"
+		answers := 1
+		switch (id + i) % 5 {
+		case 1: // pipelined with the next
+			req += req
+			answers = 2
+		case 3: // past the idle timeout first: the server closes
+			time.Sleep(churnIdle + 30*time.Millisecond)
+			if _, err := r.ReadByte(); !errors.Is(err, io.EOF) {
+				return fmt.Errorf("client %d, idle past the timeout: %v, want EOF", id, err)
+			}
+			if err := dial(); err != nil {
+				return err
+			}
+		case 4: // leaves while its request waits
+			io.WriteString(c, "GET /leave?wait HTTP/1.1\r\nHost: x\r\n\r\n")
+			if err := dial(); err != nil {
+				return err
+			}
+		}
+		// A request sent well within the idle timeout of the last answer
+		// must be answered. (One sent later may find the connection
+		// closed, if the client was slow to run: then it dials again.)
+		sentBy := time.Since(lastAnswer)
+		var err error
+		if (id+i)%5 == 2 { // the head in two writes
+			if _, err = io.WriteString(c, req[:10]); err == nil {
+				time.Sleep(time.Millisecond)
+				_, err = io.WriteString(c, req[10:])
+			}
+		} else {
+			_, err = io.WriteString(c, req)
+		}
+		for n := 0; n < answers && err == nil; n++ {
+			var resp *http.Response
+			if resp, err = http.ReadResponse(r, nil); err == nil {
+				var body []byte
+				body, err = io.ReadAll(resp.Body)
+				if err == nil && string(body) != path {
+					return fmt.Errorf("client %d asked for %s, got %q", id, path, body)
+				}
+			}
+		}
+		if err != nil {
+			if sentBy < churnIdle/2 {
+				return fmt.Errorf("client %d, %s sent %v after the last answer: %v", id, path, sentBy.Round(time.Millisecond), err)
+			}
+			if err := dial(); err != nil {
+				return err
+			}
+		}
+		lastAnswer = time.Now()
+	}
+	return nil
 }
 
 // waitUntil polls cond until it holds, for up to a minute.
