@@ -163,10 +163,10 @@ func (c *fileCache) get(path string) *cachedFile {
 	return nil
 }
 
-// put keeps a plugin's file answer (fa, in head) for path. The head is
+// put keeps a plugin's file answer (the File of head) for path. The head is
 // copied: the frame it came in is received into again
 // (exchange.Call.Recv).
-func (c *fileCache) put(path string, head *pluginpb.HTTPResponse, fa *pluginpb.FileAnswer, f sdk.File) {
+func (c *fileCache) put(path string, head *pluginpb.HTTPResponse, f sdk.File) {
 	if c.size.Load() >= maxCachedFiles {
 		return
 	}

@@ -22,7 +22,7 @@ func cacheFile(t *testing.T, c *fileCache, path string) *cachedFile {
 	}
 	f := sdk.FileFor(path, fi)
 	f.ContentType = "text/plain"
-	c.put("/a.txt", nil, nil, f)
+	c.put("/a.txt", nil, f)
 	return c.get("/a.txt")
 }
 
@@ -107,7 +107,7 @@ func BenchmarkCachedFileHit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c.put("/a.txt", nil, nil, sdk.FileFor(path, fi))
+	c.put("/a.txt", nil, sdk.FileFor(path, fi))
 	e := c.get("/a.txt")
 	r := httptest.NewRequest("GET", "/a.txt", nil)
 	if !c.serve(&headerOnlyWriter{h: http.Header{}}, r, "/a.txt", e) || e.body.Load() == nil {
@@ -125,7 +125,7 @@ func TestCachedAnswerOwnsItsHead(t *testing.T) {
 	var c fileCache
 	head := &pluginpb.HTTPResponse{Status: 200, Headers: []*pluginpb.Header{{Name: "Cache-Control", Values: []string{"max-age=60"}}},
 		File: &pluginpb.FileAnswer{Path: "/srv/a.txt", ContentType: "text/plain"}}
-	c.put("/a.txt", head, head.GetFile(), sdk.File{Path: "/srv/a.txt"})
+	c.put("/a.txt", head, sdk.File{Path: "/srv/a.txt"})
 	*head.Headers[0] = pluginpb.Header{Name: "X-Next", Values: []string{"next"}}
 	head.File.ContentType = "image/png"
 	e := c.get("/a.txt")

@@ -401,7 +401,7 @@ func (f *Forward) serveFile(w http.ResponseWriter, r *http.Request, head *plugin
 		return &Error{Status: http.StatusServiceUnavailable, Msg: "file is changing, try again", RetryAfter: 1, Retry: true, Err: err}
 	}
 	if fa.GetCacheable() && cacheable(r) {
-		f.files.put(r.URL.Path, head, fa, file)
+		f.files.put(r.URL.Path, head, file)
 	}
 	serveOpenFile(w, r, head, fa, fh)
 	return nil

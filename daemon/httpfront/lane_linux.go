@@ -84,12 +84,18 @@ func (lio *laneIO) release() {
 	laneIOs.Put(lio)
 }
 
-// block readies lio for a wait in Go's poller: a worker gives its place
-// to a new one, and the answer's write deadline is set.
-func (lio *laneIO) block() {
+// offWorker readies lio for a wait in Go's poller: a worker gives its
+// place to another.
+func (lio *laneIO) offWorker() {
 	if lio.w != nil {
 		lio.w.detach()
 	}
+}
+
+// awaitWritable readies lio for a write that waits in Go's poller: off
+// the worker, within the answer's write deadline.
+func (lio *laneIO) awaitWritable() {
+	lio.offWorker()
 	if !lio.writeBy.IsZero() && !lio.deadlineSet {
 		lio.c.TCPConn.SetWriteDeadline(lio.writeBy)
 		lio.deadlineSet = true
@@ -158,11 +164,7 @@ func (l *lane) start(c *parkConn) {
 	l.conns[c] = struct{}{}
 	l.wg.Add(1)
 	l.mu.Unlock()
-	gen := laneGens.Add(1)
-	if gen == 0 {
-		gen = laneGens.Add(1)
-	}
-	c.lane.gen.Store(gen)
+	c.lane.gen.Store(laneGens.Add(1))
 	if !laneTable.store(c) {
 		l.leave(c)
 		if !l.handoff(c) {
@@ -187,7 +189,8 @@ func (l *lane) rest(e *epollCtl, c *parkConn, op int) {
 	}
 }
 
-// end closes c, which the caller moved to connClosed, and takes it out.
+// end closes c, which the caller holds (busy, or moved to connClosed
+// itself), and takes it out.
 func (l *lane) end(c *parkConn) {
 	c.lane.state.Store(connClosed)
 	c.Close()
@@ -207,13 +210,7 @@ func (l *lane) leave(c *parkConn) {
 // raw calls on c's descriptor are safe because nobody else closes a busy
 // connection (close shuts it down instead).
 func (l *lane) serve(lio *laneIO, c *parkConn) {
-	lio.c = c
-	l.serveConn(lio)
-	lio.c = nil
-}
-
-func (l *lane) serveConn(lio *laneIO) {
-	c := lio.c
+	lio.c = c // kept until lio serves another, or is released
 	v := c.lane.visit
 	if v == nil {
 		v = &laneVisit{
@@ -327,7 +324,7 @@ func (l *lane) readHead(lio *laneIO, lr *laneRequest, n *int) (*http.Request, in
 		if !ready {
 			if !waiting {
 				waiting = true
-				lio.block()
+				lio.offWorker()
 				var deadline time.Time
 				if d := l.headerLimit(); d > 0 {
 					deadline = time.Now().Add(d)
@@ -603,7 +600,7 @@ func (lio *laneIO) writeTwo(a, b []byte) error {
 	if err != nil || ready {
 		return err
 	}
-	lio.block()
+	lio.awaitWritable()
 	lio.a, lio.b, lio.err = a, b, nil
 	err = lio.c.raw.Write(lio.writeFn)
 	lio.a, lio.b = nil, nil
@@ -616,7 +613,7 @@ func (lio *laneIO) writeTwo(a, b []byte) error {
 // ReadFrom sends a file body with sendfile, off the worker: a body too
 // large to keep in memory fills the socket.
 func (lio *laneIO) ReadFrom(src io.Reader) (int64, error) {
-	lio.block()
+	lio.awaitWritable()
 	return lio.c.TCPConn.ReadFrom(src)
 }
 

@@ -616,7 +616,7 @@ func BenchmarkLaneKeptFile(b *testing.B) {
 		b.Fatal(err)
 	}
 	fc := &fileCache{settle: time.Nanosecond}
-	fc.put("/a.txt", nil, nil, sdk.FileFor(path, fi))
+	fc.put("/a.txt", nil, sdk.FileFor(path, fi))
 	e := fc.get("/a.txt")
 	_, addr := serveFront(b, Limits{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !fc.serve(w, r, "/a.txt", e) {

@@ -91,9 +91,9 @@ const laneEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
 // laneSet is a lane's epoll set, its workers and its monitor.
 type laneSet struct {
 	l *lane
-	// ep is the set, in Go's poller: a worker that finds nothing ready
+	// file is the set, in Go's poller: a worker that finds nothing ready
 	// waits there, without holding a processor. Every use goes through
-	// ep, so the descriptor is never closed under a call.
+	// ep, its RawConn, so the descriptor is never closed under a call.
 	file *os.File
 	ep   syscall.RawConn
 
